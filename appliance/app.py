@@ -1,0 +1,129 @@
+"""`create_app(settings)`: builds every object one server owns and wires routes, middleware, UI.
+
+Start-up is quick by design: the catalog is a directory scan and no model runtime is imported.
+Preloads run after the server starts answering, and /readyz says 503 until they are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+
+import webui
+from appliance import __version__
+from appliance.config import Settings
+from appliance.errors import install_error_handlers
+from appliance.middleware import RequestContextMiddleware
+from appliance.routes import models, system
+from appliance.security import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    PublicRoutes,
+    cors_middleware,
+    load_api_keys,
+    warn_if_exposed,
+)
+from appliance.services import Readiness, Services
+from inference.catalog import Catalog
+from inference.config import ModelDefaults
+from inference.errors import InferenceError
+from inference.loader import ModelLoader
+from inference.registry import BackendRegistry
+
+logger = logging.getLogger(__name__)
+
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def build_services(settings: Settings, registry: BackendRegistry | None = None) -> Services:
+    defaults = ModelDefaults(context_size=settings.context_size, threads=settings.threads, f16=settings.f16)
+    config_files = [settings.config_file] if settings.config_file is not None else []
+    catalog = Catalog(settings.models_path, config_files, defaults)
+    catalog.refresh()
+    registry = registry if registry is not None else BackendRegistry()
+    return Services(
+        settings=settings,
+        api_keys=load_api_keys(settings),
+        catalog=catalog,
+        registry=registry,
+        loader=ModelLoader(catalog, registry, settings.models_path),
+        readiness=Readiness(pending=list(settings.preload_models)),
+        started_at=time.time(),
+    )
+
+
+def create_app(settings: Settings | None = None, *, registry: BackendRegistry | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+    svc = build_services(settings, registry)
+
+    public = PublicRoutes(paths=HEALTH_PATHS)
+    if not settings.disable_web_ui:
+        public = PublicRoutes(paths=HEALTH_PATHS, get_paths=webui.SHELL_PATHS, get_prefixes=webui.SHELL_PREFIXES)
+    middleware = [Middleware(RequestContextMiddleware)]
+    cors = cors_middleware(settings)
+    if cors is not None:
+        middleware.append(cors)
+    middleware += [
+        Middleware(ApiKeyMiddleware, keys=svc.api_keys, public=public),
+        Middleware(BodyLimitMiddleware, limit_bytes=settings.upload_limit_bytes),
+    ]
+
+    app = FastAPI(
+        title="appliance",
+        version=__version__,
+        lifespan=_lifespan,
+        middleware=middleware,
+        docs_url=None,  # Swagger UI pulls its assets from a CDN; the spec stays at /openapi.json
+        redoc_url=None,
+    )
+    app.state.services = svc
+    install_error_handlers(app)
+
+    app.include_router(system.router)
+    # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
+    for prefix in ("/v1", ""):
+        app.include_router(models.router, prefix=prefix)
+    if not settings.disable_web_ui:
+        webui.mount(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Services = app.state.services
+    warn_if_exposed(svc.settings, svc.api_keys)
+    for problem in svc.catalog.errors:
+        logger.warning("event=config_skipped reason=%s", problem)
+    logger.info(
+        "event=startup version=%s models=%d models_path=%s", __version__, len(svc.catalog.list()), svc.settings.models_path
+    )
+    preload = asyncio.create_task(_preload(svc), name="preload")
+    try:
+        yield
+    finally:
+        preload.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await preload
+        await svc.loader.close()
+        logger.info("event=shutdown")
+
+
+async def _preload(svc: Services) -> None:
+    state = svc.readiness
+    for name in list(state.pending):
+        try:
+            await svc.loader.load(name)
+            logger.info("event=preloaded model=%s", name)
+        except InferenceError as exc:
+            state.failed[name] = exc.message
+            logger.error("event=preload_failed model=%s reason=%s", name, exc.message)
+        finally:
+            state.pending.remove(name)
+    state.ready = True
+    logger.info("event=ready")

@@ -1,0 +1,307 @@
+"""Settings: the one pydantic-settings class every part of the server is configured from.
+
+Each setting is read from a command-line flag, then `APPLIANCE_<NAME>`, then LocalAI's environment
+names (`LOCALAI_<NAME>` and the bare LocalAI name), then its default. The CLI builds its flags from
+the same table (`SETTING_FLAGS`), so `--help`, the README and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "APPLIANCE_"
+
+
+def _env(name: str, *localai: str) -> AliasChoices:
+    """Environment names for a setting: ours first, then LocalAI's in its own order."""
+    return AliasChoices(ENV_PREFIX + name, *localai)
+
+
+# Extra flag spellings beyond the canonical `--field-name` (LocalAI's aliases and short flags).
+SETTING_FLAGS: dict[str, tuple[str, ...]] = {
+    "config_file": ("--models-config-file",),
+    "threads": ("-t",),
+    "api_keys": ("--api-key",),
+    "disable_web_ui": ("--disable-webui",),
+    "preload_models": ("--load-to-memory",),
+}
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a Go-style duration ("15m", "1h30m", "500ms", "90s")."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90, '90s', '15m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f"invalid duration {value!r}: use seconds or a duration such as '90s', '15m', '1h30m'"
+                ) from None
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def split_list(value: Any) -> list[str]:
+    """A list from a JSON array or a comma-separated string; blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON list: {exc.msg}") from None
+        else:
+            value = text.split(",")
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected a comma-separated list")
+    items: list[str] = []
+    for item in value:
+        # LocalAI's preload list holds objects such as {"id": ..., "name": ...}: keep the name.
+        if isinstance(item, dict):
+            item = item.get("name") or item.get("id") or ""
+        item = str(item).strip()
+        if item:
+            items.append(item)
+    return items
+
+
+class Settings(BaseSettings):
+    """Everything that configures one server. A setting's name is its env var without the prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        populate_by_name=True,
+        extra="forbid",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    models_path: Path = Field(
+        Path("./models"),
+        description="Folder with model files and LocalAI-style YAML model configs",
+        validation_alias=_env("MODELS_PATH", "LOCALAI_MODELS_PATH", "MODELS_PATH"),
+    )
+    config_file: Path | None = Field(
+        None,
+        description="A YAML file holding one model config or a list of them",
+        validation_alias=_env("CONFIG_FILE", "LOCALAI_MODELS_CONFIG_FILE", "CONFIG_FILE"),
+    )
+    data_path: Path = Field(
+        Path("./data"),
+        description="Where vector stores and generated files live",
+        validation_alias=_env("DATA_PATH"),
+    )
+    address: str = Field(
+        "127.0.0.1:8080",
+        description="host:port to listen on (':8080' means every interface)",
+        validation_alias=_env("ADDRESS", "LOCALAI_ADDRESS", "ADDRESS"),
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads per model (default: the backend's choice)",
+        validation_alias=_env("THREADS", "LOCALAI_THREADS", "THREADS"),
+    )
+    context_size: int | None = Field(
+        None,
+        ge=1,
+        description="Default context size for models whose config sets none",
+        validation_alias=_env("CONTEXT_SIZE", "LOCALAI_CONTEXT_SIZE", "CONTEXT_SIZE"),
+    )
+    f16: bool = Field(
+        False,
+        description="Use float16 where a backend supports it (GPU)",
+        validation_alias=_env("F16", "LOCALAI_F16", "F16"),
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys, comma-separated; when set, every route but health and the UI shell needs one",
+        validation_alias=_env("API_KEYS", "LOCALAI_API_KEY", "LOCALAI_API_KEYS", "API_KEY"),
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="File of API keys: one per line ('#' comments) or a JSON list",
+        validation_alias=_env("API_KEYS_FILE"),
+    )
+    cors: bool = Field(
+        False,
+        description="Send CORS headers (only for --cors-allow-origins)",
+        validation_alias=_env("CORS", "LOCALAI_CORS", "CORS"),
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS, comma-separated ('*' for any)",
+        validation_alias=_env("CORS_ALLOW_ORIGINS", "LOCALAI_CORS_ALLOW_ORIGINS", "CORS_ALLOW_ORIGINS"),
+    )
+    upload_limit: int = Field(
+        15,
+        ge=1,
+        description="Largest request body in MB; bigger ones get 413",
+        validation_alias=_env("UPLOAD_LIMIT", "LOCALAI_UPLOAD_LIMIT", "UPLOAD_LIMIT"),
+    )
+    disable_web_ui: bool = Field(
+        False,
+        description="Serve the API only, without the web UI",
+        validation_alias=_env("DISABLE_WEB_UI", "LOCALAI_DISABLE_WEBUI", "DISABLE_WEBUI"),
+    )
+    parallel_requests: bool = Field(
+        False,
+        description="Let backends that can serve several requests at once do so",
+        validation_alias=_env("PARALLEL_REQUESTS", "LOCALAI_PARALLEL_REQUESTS", "PARALLEL_REQUESTS"),
+    )
+    single_active_backend: bool = Field(
+        False,
+        description="Keep one model loaded at a time (same as --max-active-backends 1)",
+        validation_alias=_env("SINGLE_ACTIVE_BACKEND", "LOCALAI_SINGLE_ACTIVE_BACKEND", "SINGLE_ACTIVE_BACKEND"),
+    )
+    max_active_backends: int = Field(
+        0,
+        ge=0,
+        description="Most models loaded at once, least recently used evicted beyond it (0 = no limit)",
+        validation_alias=_env("MAX_ACTIVE_BACKENDS", "LOCALAI_MAX_ACTIVE_BACKENDS", "MAX_ACTIVE_BACKENDS"),
+    )
+    enable_watchdog_idle: bool = Field(
+        False,
+        description="Unload models idle longer than --watchdog-idle-timeout",
+        validation_alias=_env("ENABLE_WATCHDOG_IDLE", "LOCALAI_WATCHDOG_IDLE", "WATCHDOG_IDLE"),
+    )
+    watchdog_idle_timeout: float = Field(
+        900.0,
+        description="Idle time before a model is unloaded (seconds, or '15m')",
+        validation_alias=_env("WATCHDOG_IDLE_TIMEOUT", "LOCALAI_WATCHDOG_IDLE_TIMEOUT", "WATCHDOG_IDLE_TIMEOUT"),
+    )
+    enable_watchdog_busy: bool = Field(
+        False,
+        description="Cancel requests running longer than --watchdog-busy-timeout and recycle the model",
+        validation_alias=_env("ENABLE_WATCHDOG_BUSY", "LOCALAI_WATCHDOG_BUSY", "WATCHDOG_BUSY"),
+    )
+    watchdog_busy_timeout: float = Field(
+        300.0,
+        description="Longest a request may run when the busy watchdog is on (seconds, or '5m')",
+        validation_alias=_env("WATCHDOG_BUSY_TIMEOUT", "LOCALAI_WATCHDOG_BUSY_TIMEOUT", "WATCHDOG_BUSY_TIMEOUT"),
+    )
+    preload_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models to load at start, comma-separated; /readyz answers 503 until they are loaded",
+        validation_alias=_env(
+            "PRELOAD_MODELS", "LOCALAI_PRELOAD_MODELS", "PRELOAD_MODELS", "LOCALAI_LOAD_TO_MEMORY", "LOAD_TO_MEMORY"
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info",
+        description="Logging level: debug, info, warning or error",
+        validation_alias=_env("LOG_LEVEL", "LOCALAI_LOG_LEVEL", "LOG_LEVEL"),
+    )
+
+    @field_validator("api_keys", "cors_allow_origins", "preload_models", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return split_list(value)
+
+    @field_validator("watchdog_idle_timeout", "watchdog_busy_timeout", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        # LocalAI spells these "warn" and "trace"; map them onto Python's levels.
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return {"warn": "warning", "trace": "debug"}.get(value, value)
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _single_active(self) -> Settings:
+        if self.single_active_backend and self.max_active_backends != 1:
+            object.__setattr__(self, "max_active_backends", 1)
+        return self
+
+    # Derived values: computed, never stored, so they cannot go stale.
+
+    @property
+    def host(self) -> str:
+        return parse_address(self.address)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_address(self.address)[1]
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return self.upload_limit * 1024 * 1024
+
+    @property
+    def binds_loopback_only(self) -> bool:
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False  # a hostname may resolve anywhere
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """(host, port) from 'host:port', ':port' (every interface) or '[v6]:port'."""
+    text = address.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"invalid address {address!r}: expected host:port, e.g. 127.0.0.1:8080")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"invalid port {port} in address {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return (host or "0.0.0.0"), port
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable name that sets `field`, ours first."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return [str(choice) for choice in alias.choices]
+
+
+def flag_names(field: str) -> list[str]:
+    """Every command-line flag that sets `field`, canonical first."""
+    return ["--" + field.replace("_", "-"), *SETTING_FLAGS.get(field, ())]
+
+
+def read_keys_file(path: Path) -> list[str]:
+    """API keys from a file: a JSON list, or one key per line with '#' comments."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        return split_list(text)
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]

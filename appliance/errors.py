@@ -1,0 +1,193 @@
+"""The HTTP error model: one exception tree, one status table, one envelope, one set of handlers.
+
+Every error body on every route is `{"error": {"message", "type", "param", "code"}}`, the shape the
+OpenAI API uses. Domain errors from `inference/` and `stores/` are mapped here and nowhere else;
+anything unexpected becomes a 500 "internal error" whose traceback is logged, never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inference import errors as inf
+
+logger = logging.getLogger(__name__)
+
+
+class ApplianceError(Exception):
+    """Base of the errors the HTTP layer raises itself; subclasses fix status, type and code."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApplianceError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class Unauthorized(ApplianceError):
+    status, type, code = 401, "authentication_error", "invalid_api_key"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotFound(ApplianceError):
+    status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class PayloadTooLarge(ApplianceError):
+    status, type, code = 413, "invalid_request_error", "payload_too_large"
+
+
+class ServiceUnavailable(ApplianceError):
+    status, type, code = 503, "server_error", "service_unavailable"
+
+
+# Domain error -> (HTTP status, OpenAI error type). The most specific class listed wins.
+DOMAIN_STATUS: Mapping[type[inf.InferenceError], tuple[int, str]] = {
+    inf.ModelNotFound: (404, "invalid_request_error"),
+    inf.UnsafePath: (400, "invalid_request_error"),
+    inf.InvalidModelConfig: (400, "invalid_request_error"),
+    inf.BackendNotFound: (400, "invalid_request_error"),
+    inf.CapabilityNotSupported: (400, "invalid_request_error"),
+    inf.BackendUnavailable: (503, "server_error"),
+    inf.ModelLoadFailed: (503, "server_error"),
+    inf.InferenceError: (500, "server_error"),
+}
+
+_STATUS_CODES: Mapping[int, str] = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limit_exceeded",
+    503: "service_unavailable",
+}
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """The one error envelope."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_response(
+    status: int,
+    message: str,
+    type_: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, param, code), status_code=status, headers=dict(headers or {}))
+
+
+def internal_error_response() -> JSONResponse:
+    return error_response(500, "internal error", "server_error", code="internal_error")
+
+
+def domain_status(exc: inf.InferenceError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 500, "server_error"
+
+
+def _appliance_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApplianceError)
+    return error_response(
+        exc.status, exc.message, exc.type, param=exc.param, code=exc.code, headers=exc.headers
+    )
+
+
+def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, inf.InferenceError)
+    status, type_ = domain_status(exc)
+    if status >= 500 and status != 503:
+        logger.error("event=domain_error path=%s", request.url.path, exc_info=exc)
+        return internal_error_response()
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
+    return error_response(status, exc.message, type_, param=exc.param, code=exc.code, headers=headers)
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """The envelope for Starlette's own errors (unknown route, wrong method, body too large)."""
+    status = exc.status_code
+    if status == 404 and exc.detail == "Not Found":
+        message = "no such route; see the README for the API this server offers"
+    elif status == 405:
+        message = "method not allowed on this route"
+    else:
+        message = str(exc.detail)
+    type_ = "server_error" if status >= 500 else "invalid_request_error"
+    return error_response(
+        status, message, type_, code=_STATUS_CODES.get(status, f"http_{status}"), headers=exc.headers
+    )
+
+
+def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    return http_error_response(exc)
+
+
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """One readable message naming every bad field, and the first field as `param`."""
+    parts: list[str] = []
+    first: str | None = None
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = ".".join(loc) or None
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            parts.append(f"request body is not valid JSON ({ctx.get('error', 'parse error')})")
+            field = None
+        elif err.get("type") == "missing":
+            parts.append(f"missing required field '{field}'" if field else "missing request body")
+        else:
+            parts.append(f"field '{field}': {err.get('msg')}" if field else str(err.get("msg")))
+        if first is None and field:
+            first = field
+    return "; ".join(parts) or "invalid request", first
+
+
+def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    message, param = describe_validation_errors(exc.errors())
+    return error_response(400, message, "invalid_request_error", param=param, code="invalid_request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApplianceError, _appliance_error)
+    app.add_exception_handler(inf.InferenceError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,1 @@
+"""Pydantic request and response models of the public API, one module per API family."""

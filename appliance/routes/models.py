@@ -1,0 +1,35 @@
+"""The OpenAI model list: every configured model and every loose model file in the models path."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, Depends
+
+from appliance.protocol.models import ModelCard, ModelList
+from appliance.services import Services, services
+from inference.catalog import CatalogEntry
+
+router = APIRouter(tags=["models"])
+
+
+def _card(entry: CatalogEntry, default_created: int) -> ModelCard:
+    created = default_created
+    if entry.path is not None:
+        try:
+            created = int(os.stat(entry.path).st_mtime)
+        except OSError:
+            pass
+    return ModelCard(id=entry.name, created=created, backend=entry.backend, usecases=sorted(entry.usecases))
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(svc: Services = Depends(services)) -> ModelList:
+    created = int(svc.started_at)
+    return ModelList(data=[_card(entry, created) for entry in svc.catalog.list()])
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(model_id: str, svc: Services = Depends(services)) -> ModelCard:
+    """OpenAI's retrieve; an unknown name is a 404 that points at the list."""
+    return _card(svc.catalog.get(model_id), int(svc.started_at))

@@ -1,0 +1,53 @@
+"""Health, readiness, version and what is loaded: the routes operators and orchestrators poll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from appliance import __version__
+from appliance.services import Services, services
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and answering; says nothing about models."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(svc: Services = Depends(services)) -> JSONResponse:
+    """503 until start-up and the preloads have finished; a failed preload is reported, not fatal."""
+    state = svc.readiness
+    body: dict[str, Any] = {
+        "status": "ready" if state.ready else "starting",
+        "pending_preloads": list(state.pending),
+        "failed_preloads": dict(state.failed),
+    }
+    return JSONResponse(body, status_code=200 if state.ready else 503)
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return {"version": __version__, "name": "appliance"}
+
+
+@router.get("/system")
+async def system(svc: Services = Depends(services)) -> dict[str, Any]:
+    """LocalAI's /system: the backends this server knows and the models loaded now."""
+    return {
+        "backends": svc.registry.names(),
+        "loaded_models": [
+            {
+                "id": m.name,
+                "backend": m.backend,
+                "memory_bytes": m.memory_bytes,
+                "loaded_at": m.loaded_at,
+            }
+            for m in svc.loader.loaded()
+        ],
+    }
