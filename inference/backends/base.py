@@ -1,0 +1,137 @@
+"""The backend interface every model runtime implements.
+
+A backend wraps one loaded model. It declares what it can do as a set of ``Capability`` values,
+the importable modules it needs, and the pip extra that provides them; capability methods it does
+not implement raise ``CapabilityNotSupported``. ``load`` is blocking and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from inference.errors import CapabilityNotSupported
+
+if TYPE_CHECKING:
+    from inference.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+class Capability(StrEnum):
+    """What a backend can do; members compare equal to their string values."""
+
+    CHAT = "chat"
+    COMPLETE = "complete"
+    EMBED = "embed"
+    RERANK = "rerank"
+    TOKENIZE = "tokenize"
+    IMAGE = "image"
+    TRANSCRIBE = "transcribe"
+    SPEAK = "speak"
+    SOUND = "sound"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished text generation. ``finish_reason`` is ``"stop"`` or ``"length"``."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class Backend(ABC):
+    """One model in one runtime. Subclasses set the class variables and override what they support."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig, models_path: Path) -> None:
+        self.config = config
+        self.models_path = models_path
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model; blocking, called in a worker thread."""
+
+    @abstractmethod
+    def unload(self) -> None:
+        """Release the model's memory; the object is not used afterwards."""
+
+    def supports(self, capability: Capability | str) -> bool:
+        return capability in self.capabilities
+
+    def model_path(self) -> Path | None:
+        """The model file or folder named by ``parameters.model``, under the models path."""
+        model = self.config.parameters.model
+        return self.models_path / model if model else None
+
+    def memory_estimate(self) -> int:
+        """Bytes the model is expected to need, known before loading: its files' size on disk."""
+        paths = [self.model_path()]
+        if self.config.mmproj:
+            paths.append(self.models_path / self.config.mmproj)
+        return sum(_size_on_disk(path) for path in paths if path is not None)
+
+    def complete(
+        self, prompt: str, *, max_tokens: int = 16, stop: Sequence[str] = (), seed: int | None = None
+    ) -> Completion:
+        raise self._unsupported(Capability.COMPLETE)
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_tokens: int = 16,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+    ) -> Completion:
+        raise self._unsupported(Capability.CHAT)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise self._unsupported(Capability.EMBED)
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        raise self._unsupported(Capability.RERANK)
+
+    def tokenize(self, text: str) -> list[int]:
+        raise self._unsupported(Capability.TOKENIZE)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        raise self._unsupported(Capability.TOKENIZE)
+
+    def _unsupported(self, capability: Capability) -> CapabilityNotSupported:
+        return CapabilityNotSupported(
+            f"model {self.config.name!r} (backend {self.name!r}) does not support {capability.value}",
+            param="model",
+        )
+
+
+def _size_on_disk(path: Path) -> int:
+    """Size of a file, or the total size of the files under a folder; 0 when it does not exist."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        if not path.is_dir():
+            return 0
+        total = 0
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                try:
+                    total += (Path(root) / name).stat().st_size
+                except OSError:
+                    continue
+        return total
+    except OSError as exc:
+        logger.debug("event=size_on_disk_failed path=%s error=%s", path, exc)
+        return 0
