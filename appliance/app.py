@@ -45,7 +45,6 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
     defaults = ModelDefaults(context_size=settings.context_size, threads=settings.threads, f16=settings.f16)
     config_files = [settings.config_file] if settings.config_file is not None else []
     catalog = Catalog(settings.models_path, config_files, defaults)
-    catalog.refresh()
     registry = registry if registry is not None else BackendRegistry()
     return Services(
         settings=settings,
