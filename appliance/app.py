@@ -97,8 +97,6 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
     warn_if_exposed(svc.settings, svc.api_keys)
-    for problem in svc.catalog.errors:
-        logger.warning("event=config_skipped reason=%s", problem)
     logger.info(
         "event=startup version=%s models=%d models_path=%s", __version__, len(svc.catalog.list()), svc.settings.models_path
     )

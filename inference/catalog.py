@@ -10,6 +10,7 @@ config references. A bad file is skipped with a WARNING and recorded in ``errors
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,19 +59,49 @@ class Catalog:
         self._refresh_lock = threading.Lock()
         self._reported_unknown: set[tuple[str, str]] = set()
         self._snapshot = _Snapshot()
+        self._scanned: tuple[tuple[str, int, int], ...] | None = None
         self.refresh()
 
     def refresh(self) -> None:
         """Rescan the config files and the models path; never raises for a bad file."""
         with self._refresh_lock:
+            fingerprint = self._fingerprint()  # taken first: a change during the scan shows next time
             snapshot = _Builder(self).build()
             self._snapshot = snapshot
+            self._scanned = fingerprint
         logger.info(
             "event=catalog_refreshed models_path=%s models=%d skipped=%d",
             self.models_path,
             len(snapshot.entries),
             len(snapshot.errors),
         )
+
+    def refresh_if_changed(self) -> bool:
+        """Rescan when a config file or the top level of the models path changed since the last scan.
+
+        Costs one directory listing and a stat per entry, so callers may do it per request (in a
+        worker thread); a model file dropped into the models path then shows up without a restart.
+        """
+        if self._fingerprint() == self._scanned:
+            return False
+        self.refresh()
+        return True
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        stamps: list[tuple[str, int, int]] = []
+        paths = [*self.config_files, self.models_path]
+        try:
+            with os.scandir(self.models_path) as children:
+                paths += [Path(child.path) for child in children]
+        except OSError:
+            pass  # a missing models path is fingerprinted as missing below
+        for path in paths:
+            try:
+                info = path.stat()
+                stamps.append((str(path), info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamps.append((str(path), -1, -1))
+        return tuple(sorted(stamps))
 
     def list(self) -> list[CatalogEntry]:
         """Every model, sorted by name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from fastapi import APIRouter, Depends
@@ -25,6 +26,7 @@ def _card(entry: CatalogEntry, default_created: int) -> ModelCard:
 
 @router.get("/models", response_model=ModelList)
 async def list_models(svc: Services = Depends(services)) -> ModelList:
+    await asyncio.to_thread(svc.catalog.refresh_if_changed)
     created = int(svc.started_at)
     return ModelList(data=[_card(entry, created) for entry in svc.catalog.list()])
 
@@ -32,4 +34,5 @@ async def list_models(svc: Services = Depends(services)) -> ModelList:
 @router.get("/models/{model_id:path}", response_model=ModelCard)
 async def retrieve_model(model_id: str, svc: Services = Depends(services)) -> ModelCard:
     """OpenAI's retrieve; an unknown name is a 404 that points at the list."""
+    await asyncio.to_thread(svc.catalog.refresh_if_changed)
     return _card(svc.catalog.get(model_id), int(svc.started_at))

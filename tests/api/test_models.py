@@ -93,3 +93,10 @@ def test_openai_client_lists_models(make_app: Callable[..., FastAPI], populated:
         bad = openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key="wrong", http_client=client)
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()
+
+
+def test_new_model_file_shows_without_restart(client: TestClient, models_path: Path) -> None:
+    assert client.get("/v1/models").json()["data"] == []
+    write(models_path / "late.yaml", "name: late\nbackend: fake\n")
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["late"]
+    assert client.get("/v1/models/late").status_code == 200

@@ -1,4 +1,4 @@
-"""Fixtures for the inference library tests: a models folder and a YAML writer, built in tmp_path."""
+"""Fixtures for the inference library tests: a YAML writer into the suite's `models_path`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ import pytest
 import yaml
 
 WriteYaml = Callable[[str, Any], Path]
-
-
-@pytest.fixture
-def models_path(tmp_path: Path) -> Path:
-    path = tmp_path / "models"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture

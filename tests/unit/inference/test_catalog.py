@@ -247,3 +247,21 @@ def test_disabled_configs_are_not_offered(models_path, write_yaml):
     write_yaml("off.yaml", {"name": "off", "disabled": True, "parameters": {"model": "off.gguf"}})
 
     assert Catalog(models_path).list() == []
+
+
+def test_refresh_if_changed_sees_new_edited_and_removed_files(models_path: Path) -> None:
+    catalog = Catalog(models_path)
+    assert catalog.refresh_if_changed() is False  # nothing changed since the first scan
+    (models_path / "dropped.gguf").write_bytes(b"GGUF" + bytes(28))
+    assert catalog.refresh_if_changed() is True
+    assert [e.name for e in catalog.list()] == ["dropped.gguf"]
+    assert catalog.refresh_if_changed() is False
+    config = models_path / "m.yaml"
+    config.write_text("name: first\nbackend: fake\n")
+    assert catalog.refresh_if_changed() is True
+    config.write_text("name: second-name\nbackend: fake\n")  # same file, new content and size
+    assert catalog.refresh_if_changed() is True
+    assert [e.name for e in catalog.list()] == ["dropped.gguf", "second-name"]
+    (models_path / "dropped.gguf").unlink()
+    assert catalog.refresh_if_changed() is True
+    assert [e.name for e in catalog.list()] == ["second-name"]
