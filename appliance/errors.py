@@ -70,6 +70,11 @@ class ServiceUnavailable(ApplianceError):
 # Domain error -> (HTTP status, OpenAI error type). The most specific class listed wins.
 DOMAIN_STATUS: Mapping[type[inf.InferenceError], tuple[int, str]] = {
     inf.ModelNotFound: (404, "invalid_request_error"),
+    inf.ContextLengthExceeded: (400, "invalid_request_error"),
+    inf.Overloaded: (429, "server_error"),
+    inf.WaitTimeout: (503, "server_error"),
+    inf.InsufficientMemory: (503, "server_error"),
+    inf.BusyTimeout: (504, "server_error"),
     inf.UnsafePath: (400, "invalid_request_error"),
     inf.InvalidModelConfig: (400, "invalid_request_error"),
     inf.BackendNotFound: (400, "invalid_request_error"),
@@ -130,7 +135,7 @@ def _appliance_error(_: Request, exc: Exception) -> Response:
 def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, inf.InferenceError)
     status, type_ = domain_status(exc)
-    if status >= 500 and status != 503:
+    if status == 500:
         logger.error("event=domain_error path=%s", request.url.path, exc_info=exc)
         return internal_error_response()
     headers = {}

@@ -80,3 +80,58 @@ class ModelLoadFailed(InferenceError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, param="model")
         self.retry_after = retry_after
+
+
+class ContextLengthExceeded(InferenceError):
+    """The prompt plus the tokens asked for do not fit the model's context window."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, *, prompt_tokens: int, max_tokens: int | None, context_size: int, param: str = "messages") -> None:
+        asked = f" + {max_tokens} requested tokens" if max_tokens else ""
+        super().__init__(
+            f"this model's context window is {context_size} tokens, but the prompt is {prompt_tokens} tokens"
+            f"{asked}; shorten the prompt or lower max_tokens",
+            param=param,
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context_size = context_size
+
+
+class Overloaded(InferenceError):
+    """The wait queue is full; the caller should retry after `retry_after` seconds."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class WaitTimeout(InferenceError):
+    """A request waited its bounded time for a model and gave up; retry after `retry_after`."""
+
+    code = "queue_timeout"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, param="model")
+        self.retry_after = retry_after
+
+
+class InsufficientMemory(InferenceError):
+    """A model does not fit its device even after evicting every idle model; names the numbers."""
+
+    code = "insufficient_memory"
+
+    def __init__(self, message: str, *, needed: int, available: int, device: str) -> None:
+        super().__init__(message, param="model")
+        self.needed = needed
+        self.available = available
+        self.device = device
+
+
+class BusyTimeout(InferenceError):
+    """A request ran past the busy watchdog's limit; it was cancelled and its model recycled."""
+
+    code = "busy_timeout"

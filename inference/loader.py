@@ -116,7 +116,7 @@ class ModelLoader:
             started = time.monotonic()
             try:
                 backend = cls(entry.config, self.models_path)
-                memory = await asyncio.to_thread(backend.memory_estimate)
+                memory = (await asyncio.to_thread(backend.memory_estimate)).total
                 await asyncio.to_thread(backend.load)
             except Exception as exc:
                 logger.exception("event=model_load_failed model=%s backend=%s", entry.name, backend_name)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from inference.errors import CapabilityNotSupported
+from inference.generation import ChatPrompt, GenerationEvent, SamplingParams
+from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
     from inference.config import ModelConfig
@@ -38,16 +41,6 @@ class Capability(StrEnum):
     SOUND = "sound"
 
 
-@dataclass(frozen=True)
-class Completion:
-    """One finished text generation. ``finish_reason`` is ``"stop"`` or ``"length"``."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-
-
 class Backend(ABC):
     """One model in one runtime. Subclasses set the class variables and override what they support."""
 
@@ -55,6 +48,9 @@ class Backend(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
+    # How many leases may use one loaded instance at once. llama.cpp contexts are single-sequence,
+    # so text backends keep 1 and the scheduler queues the rest.
+    max_concurrency: ClassVar[int] = 1
 
     def __init__(self, config: ModelConfig, models_path: Path) -> None:
         self.config = config
@@ -76,27 +72,34 @@ class Backend(ABC):
         model = self.config.parameters.model
         return self.models_path / model if model else None
 
-    def memory_estimate(self) -> int:
-        """Bytes the model is expected to need, known before loading: its files' size on disk."""
+    def memory_estimate(self) -> MemoryEstimate:
+        """Memory the model is expected to need, known before loading: its files' size on disk."""
         paths = [self.model_path()]
         if self.config.mmproj:
             paths.append(self.models_path / self.config.mmproj)
-        return sum(_size_on_disk(path) for path in paths if path is not None)
+        return MemoryEstimate(ram=sum(_size_on_disk(path) for path in paths if path is not None))
 
-    def complete(
-        self, prompt: str, *, max_tokens: int = 16, stop: Sequence[str] = (), seed: int | None = None
-    ) -> Completion:
+    # Text generation (CHAT, COMPLETE). Blocking; the scheduler runs them on the model's own thread.
+
+    def context_size(self) -> int:
+        """Tokens the loaded model's context window holds."""
         raise self._unsupported(Capability.COMPLETE)
 
-    def chat(
-        self,
-        messages: Sequence[Mapping[str, str]],
-        *,
-        max_tokens: int = 16,
-        stop: Sequence[str] = (),
-        seed: int | None = None,
-    ) -> Completion:
+    def apply_chat_template(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> ChatPrompt:
+        """The conversation rendered by the model's own chat template, ready for the reply."""
         raise self._unsupported(Capability.CHAT)
+
+    def generate(
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[GenerationEvent]:
+        """Yield `TextDelta`s as tokens decode, then one `Finished`. Stops early once `cancel` is set.
+
+        Raises `ContextLengthExceeded` before generating when the prompt plus `params.max_tokens`
+        does not fit `context_size()`; stop strings never appear in the yielded text.
+        """
+        raise self._unsupported(Capability.COMPLETE)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise self._unsupported(Capability.EMBED)

@@ -2,8 +2,9 @@
 
 Tokens are UTF-8 bytes. Completions are words picked by hashing the prompt and seed; embeddings are
 unit vectors hashed from the text; rerank scores are query-word overlap. Behaviour is tuned with
-``options`` in the model config: ``dimensions:N`` (default 16), ``memory_mb:N`` (the memory
-estimate), ``load_delay_ms:N`` (a slow load) and ``fail_load:true`` (a load that raises).
+``options`` in the model config: ``dimensions:N`` (default 16), ``memory_mb:N`` and ``vram_mb:N``
+(the memory estimate), ``load_delay_ms:N`` (a slow load), ``token_delay_ms:N`` (slow generation)
+and ``fail_load:true`` (a load that raises). The context window is ``context_size`` (default 2048).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import hashlib
 import math
 import re
 import struct
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability, Completion
-from inference.errors import InvalidModelConfig
+from inference.backends.base import Backend, Capability
+from inference.errors import ContextLengthExceeded, InvalidModelConfig
+from inference.generation import ChatPrompt, Finished, GenerationEvent, SamplingParams, TextDelta
+from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
     from inference.config import ModelConfig
@@ -28,6 +32,7 @@ _VOCABULARY = (
     "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
 ).split()
 _WORD = re.compile(r"\w+")
+DEFAULT_CONTEXT = 2048
 
 
 class FakeBackend(Backend):
@@ -44,6 +49,8 @@ class FakeBackend(Backend):
         self.dimensions = _int_option(options, "dimensions", 16, config.name)
         self.memory_mb = _int_option(options, "memory_mb", -1, config.name)
         self.load_delay_ms = _int_option(options, "load_delay_ms", 0, config.name)
+        self.token_delay_ms = _int_option(options, "token_delay_ms", 0, config.name)
+        self.vram_mb = _int_option(options, "vram_mb", 0, config.name)
         self.fail_load = options.get("fail_load", "false").lower() in ("1", "true", "yes", "on")
         if self.dimensions < 1:
             raise InvalidModelConfig(f"model {config.name!r}: option dimensions must be at least 1")
@@ -59,10 +66,11 @@ class FakeBackend(Backend):
     def unload(self) -> None:
         self.loaded = False
 
-    def memory_estimate(self) -> int:
+    def memory_estimate(self) -> MemoryEstimate:
+        vram = self.vram_mb * 1024 * 1024
         if self.memory_mb >= 0:
-            return self.memory_mb * 1024 * 1024
-        return super().memory_estimate()
+            return MemoryEstimate(ram=self.memory_mb * 1024 * 1024, vram=vram)
+        return MemoryEstimate(ram=super().memory_estimate().ram, vram=vram)
 
     def tokenize(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
@@ -70,35 +78,46 @@ class FakeBackend(Backend):
     def detokenize(self, tokens: Sequence[int]) -> str:
         return bytes(tokens).decode("utf-8", errors="replace")
 
-    def complete(
-        self, prompt: str, *, max_tokens: int = 16, stop: Sequence[str] = (), seed: int | None = None
-    ) -> Completion:
+    def context_size(self) -> int:
+        return self.config.context_size or DEFAULT_CONTEXT
+
+    def apply_chat_template(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> ChatPrompt:
+        lines = [f"{m.get('role', 'user')}: {_text_of(m.get('content'))}" for m in messages]
+        if tools:
+            lines.insert(0, "tools: " + ", ".join(str(t.get("function", {}).get("name")) for t in tools))
+        return ChatPrompt(text="\n".join(lines) + "\nassistant:", stop=("\nuser:",))
+
+    def generate(
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[GenerationEvent]:
+        """Words hashed from the prompt and seed, one `TextDelta` per word; a token is a UTF-8 byte."""
         self._require_loaded()
-        natural = self._generate(prompt, seed)
-        text, finish_reason = natural, "stop"
+        prompt_tokens = len(prompt.encode("utf-8"))
+        room = self.context_size() - prompt_tokens
+        if room <= 0 or (params.max_tokens is not None and params.max_tokens > room):
+            raise ContextLengthExceeded(
+                prompt_tokens=prompt_tokens, max_tokens=params.max_tokens, context_size=self.context_size()
+            )
+        limit = room if params.max_tokens is None else params.max_tokens
+        text, finish_reason = self._generate(prompt, params.seed), "stop"
         encoded = text.encode("utf-8")
-        if len(encoded) > max_tokens:
-            text, finish_reason = encoded[: max(max_tokens, 0)].decode("utf-8", "ignore"), "length"
-        cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+        if len(encoded) > limit:
+            text, finish_reason = encoded[:limit].decode("utf-8", "ignore"), "length"
+        cut = min((text.find(s) for s in params.stop if s and s in text), default=-1)
         if cut >= 0:
             text, finish_reason = text[:cut], "stop"
-        return Completion(
-            text=text,
-            prompt_tokens=len(self.tokenize(prompt)),
-            completion_tokens=len(self.tokenize(text)),
-            finish_reason=finish_reason,
-        )
-
-    def chat(
-        self,
-        messages: Sequence[Mapping[str, str]],
-        *,
-        max_tokens: int = 16,
-        stop: Sequence[str] = (),
-        seed: int | None = None,
-    ) -> Completion:
-        prompt = "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages)
-        return self.complete(prompt, max_tokens=max_tokens, stop=stop, seed=seed)
+        produced = 0
+        for piece in re.findall(r"\S+\s*|\s+", text):
+            if cancel is not None and cancel.is_set():
+                break
+            if self.token_delay_ms:
+                time.sleep(self.token_delay_ms / 1000)
+            tokens = len(piece.encode("utf-8"))
+            produced += tokens
+            yield TextDelta(piece, tokens)
+        yield Finished(finish_reason, prompt_tokens, produced)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self._require_loaded()
@@ -153,3 +172,10 @@ def _int_option(options: Mapping[str, str], key: str, default: int, model: str) 
         raise InvalidModelConfig(
             f"model {model!r}: option {key}:{options[key]!r} must be an integer", param="options"
         ) from None
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: a plain string, or the text parts of an OpenAI content-parts list."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from inference.backends.base import Backend, Capability
 from inference.backends.fake import FakeBackend
 from inference.config import ModelConfig
-from inference.errors import CapabilityNotSupported, InvalidModelConfig
+from inference.errors import CapabilityNotSupported, ContextLengthExceeded, InvalidModelConfig
+from inference.generation import Finished, SamplingParams, TextDelta
+from inference.memory import MemoryEstimate
 
 
 def fake(models_path: Path = Path("."), **fields) -> FakeBackend:
@@ -19,47 +22,77 @@ def fake(models_path: Path = Path("."), **fields) -> FakeBackend:
     return backend
 
 
-def test_completions_are_deterministic_across_instances():
-    first = fake().complete("Hello there", max_tokens=200)
-    second = fake().complete("Hello there", max_tokens=200)
+def complete(backend: FakeBackend, prompt: str, **params) -> tuple[str, Finished]:
+    events = list(backend.generate(prompt, SamplingParams(**params)))
+    *deltas, finished = events
+    assert all(isinstance(d, TextDelta) for d in deltas) and isinstance(finished, Finished)
+    assert finished.completion_tokens == sum(d.tokens for d in deltas)
+    return "".join(d.text for d in deltas), finished
+
+
+def test_generations_are_deterministic_across_instances():
+    first = complete(fake(), "Hello there", max_tokens=200)
+    second = complete(fake(), "Hello there", max_tokens=200)
 
     assert first == second
-    assert first.text and first.finish_reason == "stop"
-    assert first.prompt_tokens == len("Hello there".encode())
-    assert first.completion_tokens == len(first.text.encode())
+    text, finished = first
+    assert text and finished.finish_reason == "stop"
+    assert finished.prompt_tokens == len("Hello there".encode())
+    assert finished.completion_tokens == len(text.encode())
 
 
-def test_seed_and_prompt_change_the_completion():
+def test_seed_and_prompt_change_the_generation():
     backend = fake()
-    base = backend.complete("prompt", max_tokens=500, seed=1).text
+    base = complete(backend, "prompt", max_tokens=500, seed=1)[0]
 
-    assert backend.complete("prompt", max_tokens=500, seed=2).text != base
-    assert backend.complete("prompt!", max_tokens=500, seed=1).text != base
+    assert complete(backend, "prompt", max_tokens=500, seed=2)[0] != base
+    assert complete(backend, "prompt!", max_tokens=500, seed=1)[0] != base
 
 
 def test_max_tokens_cuts_with_finish_reason_length():
-    result = fake().complete("a long answer please", max_tokens=5)
+    text, finished = complete(fake(), "a long answer please", max_tokens=5)
 
-    assert result.completion_tokens == 5 and len(result.text) == 5
-    assert result.finish_reason == "length"
+    assert finished.completion_tokens == 5 and len(text) == 5
+    assert finished.finish_reason == "length"
 
 
 def test_stop_sequences_cut_the_text():
     backend = fake()
-    full = backend.complete("stop me", max_tokens=500).text
+    full = complete(backend, "stop me", max_tokens=500)[0]
     word = full.split()[1]
 
-    result = backend.complete("stop me", max_tokens=500, stop=["zzz-never", " " + word])
+    text, finished = complete(backend, "stop me", max_tokens=500, stop=("zzz-never", " " + word))
 
-    assert result.text == full[: full.index(" " + word)]
-    assert result.finish_reason == "stop"
+    assert text == full[: full.index(" " + word)]
+    assert finished.finish_reason == "stop"
 
 
-def test_chat_is_a_completion_over_the_messages():
+def test_context_overflow_is_refused_before_generating():
+    backend = fake(context_size=32)
+    with pytest.raises(ContextLengthExceeded) as caught:
+        list(backend.generate("x" * 30, SamplingParams(max_tokens=5)))
+    assert (caught.value.prompt_tokens, caught.value.max_tokens, caught.value.context_size) == (30, 5, 32)
+    assert complete(backend, "x" * 30)[1].completion_tokens <= 2  # no max_tokens: up to the context
+
+
+def test_cancel_stops_the_stream():
+    cancel = threading.Event()
+    stream = fake().generate("cancel me please", SamplingParams(max_tokens=500), cancel)
+    first = next(stream)
+    assert isinstance(first, TextDelta)
+    cancel.set()
+    rest = list(stream)
+    assert len(rest) == 1 and isinstance(rest[0], Finished)
+    assert rest[0].completion_tokens == first.tokens
+
+
+def test_chat_template_renders_roles_and_list_content():
     backend = fake()
-    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 
-    assert backend.chat(messages, max_tokens=300) == backend.complete("system: be brief\nuser: hi", max_tokens=300)
+    prompt = backend.apply_chat_template(messages)
+    assert prompt.text == "system: be brief\nuser: hi\nassistant:"
+    assert prompt.stop == ("\nuser:",)
 
 
 def test_tokenize_round_trips():
@@ -88,13 +121,14 @@ def test_rerank_scores_query_word_overlap():
 
 
 def test_memory_estimate_comes_from_options_or_the_files_on_disk(tmp_path):
-    assert fake(options=["memory_mb:3"]).memory_estimate() == 3 * 1024 * 1024
+    assert fake(options=["memory_mb:3"]).memory_estimate() == MemoryEstimate(ram=3 * 1024 * 1024)
+    assert fake(options=["memory_mb:3", "vram_mb:2"]).memory_estimate().vram == 2 * 1024 * 1024
 
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "a.bin").write_bytes(b"x" * 100)
     (tmp_path / "weights" / "b.bin").write_bytes(b"x" * 50)
-    assert fake(tmp_path, parameters={"model": "weights"}).memory_estimate() == 150
-    assert fake(tmp_path, parameters={"model": "missing"}).memory_estimate() == 0
+    assert fake(tmp_path, parameters={"model": "weights"}).memory_estimate().ram == 150
+    assert fake(tmp_path, parameters={"model": "missing"}).memory_estimate().ram == 0
 
 
 def test_fail_load_option_makes_load_raise():
@@ -129,8 +163,9 @@ class SpeakOnly(Backend):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda b: b.complete("x"),
-        lambda b: b.chat([{"role": "user", "content": "x"}]),
+        lambda b: list(b.generate("x", SamplingParams())),
+        lambda b: b.apply_chat_template([{"role": "user", "content": "x"}]),
+        lambda b: b.context_size(),
         lambda b: b.embed(["x"]),
         lambda b: b.rerank("q", ["d"]),
         lambda b: b.tokenize("x"),
