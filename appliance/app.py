@@ -20,7 +20,7 @@ from appliance import __version__
 from appliance.config import Settings
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
-from appliance.routes import models, system
+from appliance.routes import backend, chat, completions, models, system, tokenize
 from appliance.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -33,12 +33,30 @@ from appliance.services import Readiness, Services
 from inference.catalog import Catalog
 from inference.config import ModelDefaults
 from inference.errors import InferenceError
-from inference.loader import ModelLoader
+from inference.metrics import Metrics
 from inference.registry import BackendRegistry
+from inference.scheduler import ModelScheduler, SchedulerConfig
+from inference.textgen import TextService
 
 logger = logging.getLogger(__name__)
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    busy = settings.watchdog_busy_timeout if settings.enable_watchdog_busy else None
+    idle = settings.watchdog_idle_timeout if settings.enable_watchdog_idle else None
+    checks = [t for t in (busy, idle) if t is not None]
+    return SchedulerConfig(
+        max_active=settings.max_active_backends,
+        ram_budget=settings.memory_budget,
+        idle_timeout=idle,
+        busy_timeout=busy,
+        max_waiting=settings.max_queued_requests,
+        wait_timeout=settings.queue_timeout,
+        # A watchdog checks often enough to act within a quarter of its timeout.
+        watchdog_interval=min([1.0, *(t / 4 for t in checks)]),
+    )
 
 
 def build_services(settings: Settings, registry: BackendRegistry | None = None) -> Services:
@@ -46,12 +64,17 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
     config_files = [settings.config_file] if settings.config_file is not None else []
     catalog = Catalog(settings.models_path, config_files, defaults)
     registry = registry if registry is not None else BackendRegistry()
+    scheduler = ModelScheduler(catalog, registry, settings.models_path, scheduler_config(settings))
+    metrics = Metrics()
+    metrics.watch_scheduler(scheduler.stats)
     return Services(
         settings=settings,
         api_keys=load_api_keys(settings),
         catalog=catalog,
         registry=registry,
-        loader=ModelLoader(catalog, registry, settings.models_path),
+        scheduler=scheduler,
+        text=TextService(scheduler, catalog, settings.models_path, metrics=metrics),
+        metrics=metrics,
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
     )
@@ -64,7 +87,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     public = PublicRoutes(paths=HEALTH_PATHS)
     if not settings.disable_web_ui:
         public = PublicRoutes(paths=HEALTH_PATHS, get_paths=webui.SHELL_PATHS, get_prefixes=webui.SHELL_PREFIXES)
-    middleware = [Middleware(RequestContextMiddleware)]
+    middleware = [Middleware(RequestContextMiddleware, metrics=svc.metrics)]
     cors = cors_middleware(settings)
     if cors is not None:
         middleware.append(cors)
@@ -85,9 +108,11 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     install_error_handlers(app)
 
     app.include_router(system.router)
+    app.include_router(backend.router)
     # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
     for prefix in ("/v1", ""):
-        app.include_router(models.router, prefix=prefix)
+        for family in (models, chat, completions, tokenize):
+            app.include_router(family.router, prefix=prefix)
     if not settings.disable_web_ui:
         webui.mount(app)
     return app
@@ -100,6 +125,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info(
         "event=startup version=%s models=%d models_path=%s", __version__, len(svc.catalog.list()), svc.settings.models_path
     )
+    await svc.scheduler.start()
     preload = asyncio.create_task(_preload(svc), name="preload")
     try:
         yield
@@ -107,7 +133,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         preload.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await preload
-        await svc.loader.close()
+        await svc.scheduler.close()
         logger.info("event=shutdown")
 
 
@@ -115,7 +141,7 @@ async def _preload(svc: Services) -> None:
     state = svc.readiness
     for name in list(state.pending):
         try:
-            await svc.loader.load(name)
+            await svc.scheduler.load(name)
             logger.info("event=preloaded model=%s", name)
         except InferenceError as exc:
             state.failed[name] = exc.message

@@ -63,6 +63,29 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a size such as '800MB', '12GiB', '1.5g' (KiB-style units are binary)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as '800MB' or '12GiB'")
+    if isinstance(value, int | float):
+        size = float(value)
+    else:
+        match = _SIZE.fullmatch(str(value).strip())
+        if not match:
+            raise ValueError(f"invalid size {value!r}: use bytes or a size such as '800MB' or '12GiB'")
+        number, unit = float(match.group(1)), match.group(2).lower()
+        binary = unit.endswith("ib") or unit.endswith("i")
+        prefix = unit[:1] if unit[:1] in "kmgt" else ""
+        size = number * (1024 ** "_kmgt".index(prefix) if binary and prefix else _SIZE_UNITS[prefix])
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return int(size)
+
+
 def split_list(value: Any) -> list[str]:
     """A list from a JSON array or a comma-separated string; blanks dropped."""
     if value is None:
@@ -204,6 +227,22 @@ class Settings(BaseSettings):
         description="Longest a request may run when the busy watchdog is on (seconds, or '5m')",
         validation_alias=_env("WATCHDOG_BUSY_TIMEOUT", "LOCALAI_WATCHDOG_BUSY_TIMEOUT", "WATCHDOG_BUSY_TIMEOUT"),
     )
+    max_queued_requests: int = Field(
+        64,
+        ge=0,
+        description="Requests that may wait for a busy or loading model; beyond it they get 429",
+        validation_alias=_env("MAX_QUEUED_REQUESTS"),
+    )
+    queue_timeout: float = Field(
+        120.0,
+        description="Longest a request waits for a model before a 503 (seconds, or '2m')",
+        validation_alias=_env("QUEUE_TIMEOUT"),
+    )
+    memory_budget: int | None = Field(
+        None,
+        description="RAM for loaded models, e.g. '12GiB' or '800MB' (default: 75% of physical RAM)",
+        validation_alias=_env("MEMORY_BUDGET"),
+    )
     preload_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Models to load at start, comma-separated; /readyz answers 503 until they are loaded",
@@ -222,7 +261,12 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> list[str]:
         return split_list(value)
 
-    @field_validator("watchdog_idle_timeout", "watchdog_busy_timeout", mode="before")
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int | None:
+        return None if value in (None, "") else parse_size(value)
+
+    @field_validator("watchdog_idle_timeout", "watchdog_busy_timeout", "queue_timeout", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
         return parse_duration(value)

@@ -71,6 +71,7 @@ class ServiceUnavailable(ApplianceError):
 DOMAIN_STATUS: Mapping[type[inf.InferenceError], tuple[int, str]] = {
     inf.ModelNotFound: (404, "invalid_request_error"),
     inf.ContextLengthExceeded: (400, "invalid_request_error"),
+    inf.InvalidRequest: (400, "invalid_request_error"),
     inf.Overloaded: (429, "server_error"),
     inf.WaitTimeout: (503, "server_error"),
     inf.InsufficientMemory: (503, "server_error"),

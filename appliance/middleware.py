@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.errors import http_error_response, internal_error_response
 from appliance.logs import correlation_id
+from inference.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,11 +62,27 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
             status = response.status_code
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
             logger.info(
-                "event=request method=%s path=%s status=%d ms=%.1f", scope["method"], scope["path"], status, elapsed_ms
+                "event=request method=%s path=%s status=%d ms=%.1f", scope["method"], scope["path"], status, elapsed * 1000
             )
+            if self.metrics is not None:
+                self.metrics.observe_request(scope["method"], route_template(scope), status, elapsed)
             correlation_id.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route as written (`/v1/models/{model_id}`), so metrics labels stay few."""
+    route = scope.get("route")
+    path_format = getattr(route, "path_format", None)
+    if not path_format:
+        return "unmatched"
+    rendered = path_format
+    for name, value in (scope.get("path_params") or {}).items():
+        rendered = rendered.replace("{" + name + "}", str(value)).replace("{" + name + ":path}", str(value))
+    path: str = scope["path"]
+    prefix = path[: -len(rendered)] if rendered and path.endswith(rendered) else ""
+    return prefix + path_format
 
 
 def _incoming_id(scope: Scope) -> str | None:

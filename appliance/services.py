@@ -12,8 +12,10 @@ from fastapi import Request
 
 from appliance.config import Settings
 from inference.catalog import Catalog
-from inference.loader import ModelLoader
+from inference.metrics import Metrics
 from inference.registry import BackendRegistry
+from inference.scheduler import ModelScheduler
+from inference.textgen import TextService
 
 
 @dataclass
@@ -31,7 +33,9 @@ class Services:
     api_keys: tuple[str, ...]
     catalog: Catalog
     registry: BackendRegistry
-    loader: ModelLoader
+    scheduler: ModelScheduler
+    text: TextService
+    metrics: Metrics
     readiness: Readiness
     started_at: float
 

@@ -44,6 +44,13 @@ class UnsafePath(InvalidModelConfig):
     code = "unsafe_path"
 
 
+class TemplateError(InvalidModelConfig):
+    """A prompt template (LocalAI's Go text/template) cannot be parsed or rendered; the message names
+    the model, the template field, and the line, column and text of the offending action."""
+
+    code = "invalid_template"
+
+
 class BackendNotFound(InferenceError):
     """A config names a backend that is not registered under that name or any alias."""
 
@@ -135,3 +142,9 @@ class BusyTimeout(InferenceError):
     """A request ran past the busy watchdog's limit; it was cancelled and its model recycled."""
 
     code = "busy_timeout"
+
+
+class InvalidRequest(InferenceError):
+    """The request asks for something this model cannot do as asked (a bad grammar, an unknown tool)."""
+
+    code = "invalid_request"

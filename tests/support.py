@@ -1,7 +1,13 @@
-"""Test helpers shared across suites: the one error-envelope assertion and small builders."""
+"""Test helpers shared across suites: the one error-envelope assertion, a real server process, builders."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +44,50 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, args: list[str], cwd: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = cwd / f"server-{port}.log"
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLIANCE_", "LOCALAI_"))}
+        child_env.update(env or {})
+        with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "run", *args],
+                cwd=cwd,
+                env=child_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError(f"server not healthy after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

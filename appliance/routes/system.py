@@ -45,9 +45,10 @@ async def system(svc: Services = Depends(services)) -> dict[str, Any]:
             {
                 "id": m.name,
                 "backend": m.backend,
-                "memory_bytes": m.memory_bytes,
-                "loaded_at": m.loaded_at,
+                "status": m.status,
+                "device": m.device,
+                "memory_bytes": m.memory.total,
             }
-            for m in svc.loader.loaded()
+            for m in svc.scheduler.models()
         ],
     }

@@ -112,9 +112,9 @@ class FakeBackend(Backend):
         for piece in re.findall(r"\S+\s*|\s+", text):
             if cancel is not None and cancel.is_set():
                 break
-            if self.token_delay_ms:
-                time.sleep(self.token_delay_ms / 1000)
             tokens = len(piece.encode("utf-8"))
+            if self.token_delay_ms:
+                time.sleep(self.token_delay_ms * tokens / 1000)
             produced += tokens
             yield TextDelta(piece, tokens)
         yield Finished(finish_reason, prompt_tokens, produced)

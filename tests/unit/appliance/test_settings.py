@@ -58,6 +58,9 @@ def test_every_env_name_sets_its_field(monkeypatch: pytest.MonkeyPatch, field: s
         "watchdog_idle_timeout": ("1h", 3600.0),
         "enable_watchdog_busy": ("true", True),
         "watchdog_busy_timeout": ("90s", 90.0),
+        "max_queued_requests": ("5", 5),
+        "queue_timeout": ("2m", 120.0),
+        "memory_budget": ("1GiB", 1024**3),
         "preload_models": ('["m1", {"name": "m2"}]', ["m1", "m2"]),
         "log_level": ("WARN", "warning"),
     }

@@ -126,7 +126,7 @@ def test_listing_and_checking_import_nothing_heavy():
     script = textwrap.dedent(
         """
         import json, sys
-        import inference, inference.catalog, inference.loader, inference.backends.fake
+        import inference, inference.catalog, inference.scheduler, inference.backends.fake
         from inference.registry import BackendRegistry
         from inference.errors import BackendUnavailable
         registry = BackendRegistry()

@@ -1,0 +1,69 @@
+"""LocalAI's backend control: monitor a model, load one now, shut one down; and GET /metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from appliance.errors import BadRequest
+from appliance.services import Services, services
+from inference.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["backend"])
+
+
+class ModelRequest(BaseModel):
+    model: str = Field(min_length=1)
+
+
+def _describe(svc: Services, name: str) -> dict[str, Any]:
+    state = svc.scheduler.state(name)
+    if state is None:
+        return {"model": name, "state": "UNINITIALIZED", "memory_info": None}
+    return {
+        "model": state.name,
+        "backend": state.backend,
+        "state": {"loading": "LOADING", "idle": "READY", "busy": "BUSY"}.get(state.status, state.status.upper()),
+        "leases": state.leases,
+        "device": state.device,
+        "pinned": state.pinned,
+        "memory_info": {
+            "total": state.memory.total,
+            "breakdown": {"ram": state.memory.ram, "vram": state.memory.vram},
+        },
+    }
+
+
+@router.get("/backend/monitor")
+async def monitor(request: Request, model: str | None = None, svc: Services = Depends(services)) -> dict[str, Any]:
+    """LocalAI sends `{"model": …}` as a GET body; `?model=` works too."""
+    if model is None:
+        raw = await request.body()
+        try:
+            model = ModelRequest.model_validate(json.loads(raw or b"{}")).model
+        except (ValueError, TypeError):
+            raise BadRequest("name the model: GET /backend/monitor?model=<name>", param="model") from None
+    entry = svc.catalog.get(model)
+    return _describe(svc, entry.name)
+
+
+@router.post("/backend/load")
+async def load(body: ModelRequest, svc: Services = Depends(services)) -> dict[str, Any]:
+    state = await svc.scheduler.load(body.model)
+    return _describe(svc, state.name)
+
+
+@router.post("/backend/shutdown")
+async def shutdown(body: ModelRequest, svc: Services = Depends(services)) -> dict[str, Any]:
+    entry = svc.catalog.get(body.model)
+    unloaded = await svc.scheduler.unload(entry.name)
+    return {"model": entry.name, "unloaded": unloaded}
+
+
+@router.get("/metrics")
+async def metrics(svc: Services = Depends(services)) -> Response:
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE)
