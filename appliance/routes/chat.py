@@ -58,11 +58,7 @@ async def chat_completions(
                 finish_reason=result.finish_reason,
             )
         ],
-        usage=Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-        ),
+        usage=Usage.of(result.prompt_tokens, result.completion_tokens),
         timings=TimingsOut(**vars(result.timings)),
     )
 
@@ -105,11 +101,7 @@ async def _chunks(
             elif isinstance(event, Done):
                 yield chunk({}, event.finish_reason, timings=vars(event.timings))
                 if include_usage:
-                    usage = {
-                        "prompt_tokens": event.prompt_tokens,
-                        "completion_tokens": event.completion_tokens,
-                        "total_tokens": event.prompt_tokens + event.completion_tokens,
-                    }
+                    usage = Usage.of(event.prompt_tokens, event.completion_tokens).model_dump()
                     yield {**chunk({}), "choices": [], "usage": usage}
             event = await anext(events, None)
     finally:

@@ -43,9 +43,7 @@ async def completions(
         created=created,
         model=body.model,
         choices=[CompletionChoice(index=r.index, text=r.text or "", finish_reason=r.finish_reason) for r in results],
-        usage=Usage(
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
-        ),
+        usage=Usage.of(prompt_tokens, completion_tokens),
         timings=TimingsOut(**vars(results[-1].timings)) if len(results) == 1 else None,
     )
 
@@ -59,11 +57,7 @@ async def edits(body: EditRequest, request: Request, svc: Services = Depends(ser
         created=int(time.time()),
         model=body.model,
         choices=[EditChoice(index=0, text=result.text or "")],
-        usage=Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-        ),
+        usage=Usage.of(result.prompt_tokens, result.completion_tokens),
     )
 
 
@@ -103,11 +97,7 @@ async def _chunks(
                 yield {**chunk(event.index, "", event.finish_reason), "timings": vars(event.timings)}
             event = await anext(events, None)
         if include_usage:
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            }
+            usage = Usage.of(prompt_tokens, completion_tokens).model_dump()
             yield {**chunk(0, ""), "choices": [], "usage": usage}
     finally:
         await events.aclose()  # type: ignore[attr-defined]
