@@ -20,7 +20,7 @@ from appliance import __version__
 from appliance.config import Settings
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
-from appliance.routes import backend, chat, completions, models, system, tokenize
+from appliance.routes import backend, chat, completions, embeddings, models, system, tokenize
 from appliance.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -30,7 +30,9 @@ from appliance.security import (
     warn_if_exposed,
 )
 from appliance.services import Readiness, Services
+from inference.batching import BatchConfig
 from inference.catalog import Catalog
+from inference.embeddings import EmbeddingService
 from inference.config import ModelDefaults
 from inference.errors import InferenceError
 from inference.metrics import Metrics
@@ -74,6 +76,16 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         registry=registry,
         scheduler=scheduler,
         text=TextService(scheduler, catalog, settings.models_path, metrics=metrics),
+        embeddings=EmbeddingService(
+            scheduler,
+            BatchConfig(
+                max_batch_size=settings.batch_max_size,
+                max_wait_ms=settings.batch_max_wait_ms,
+                max_batch_tokens=settings.batch_max_tokens,
+                enabled=not settings.disable_batching,
+            ),
+            truncate=settings.truncate_inputs,
+        ),
         metrics=metrics,
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
@@ -111,7 +123,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     app.include_router(backend.router)
     # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
     for prefix in ("/v1", ""):
-        for family in (models, chat, completions, tokenize):
+        for family in (models, chat, completions, embeddings, tokenize):
             app.include_router(family.router, prefix=prefix)
     if not settings.disable_web_ui:
         webui.mount(app)
@@ -133,6 +145,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         preload.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await preload
+        await svc.embeddings.close()
         await svc.scheduler.close()
         logger.info("event=shutdown")
 

@@ -243,6 +243,34 @@ class Settings(BaseSettings):
         description="RAM for loaded models, e.g. '12GiB' or '800MB' (default: 75% of physical RAM)",
         validation_alias=_env("MEMORY_BUDGET"),
     )
+    batch_max_size: int = Field(
+        32,
+        ge=1,
+        description="Most inputs one embedding or rerank backend call takes from concurrent requests",
+        validation_alias=_env("BATCH_MAX_SIZE"),
+    )
+    batch_max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        description="How long a batch waits for more requests, only while requests keep arriving (ms)",
+        validation_alias=_env("BATCH_MAX_WAIT_MS"),
+    )
+    batch_max_tokens: int = Field(
+        16384,
+        ge=1,
+        description="Most estimated tokens in one embedding or rerank backend call",
+        validation_alias=_env("BATCH_MAX_TOKENS"),
+    )
+    disable_batching: bool = Field(
+        False,
+        description="Send every embedding and rerank request to the model on its own",
+        validation_alias=_env("DISABLE_BATCHING"),
+    )
+    truncate_inputs: bool = Field(
+        True,
+        description="Truncate embedding inputs longer than the model reads (off: refuse them with 400)",
+        validation_alias=_env("TRUNCATE_INPUTS"),
+    )
     preload_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Models to load at start, comma-separated; /readyz answers 503 until they are loaded",

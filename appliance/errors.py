@@ -8,6 +8,7 @@ anything unexpected becomes a 500 "internal error" whose traceback is logged, ne
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -166,23 +167,38 @@ def _http_error(_: Request, exc: Exception) -> Response:
     return http_error_response(exc)
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|none|list\[.*\]|dict\[.*\]|literal\[.*\]|function-.*|[A-Z]\w*)$")
+
+
+def _field(loc: Sequence[Any]) -> str | None:
+    """A dotted field path, without the location kind and pydantic's union-branch tags."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(p for p in parts if not _UNION_TAG.match(p)) or None
+
+
 def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     """One readable message naming every bad field, and the first field as `param`."""
-    parts: list[str] = []
-    first: str | None = None
+    by_field: dict[str | None, list[str]] = {}
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        field = ".".join(loc) or None
+        field = _field(err.get("loc", ()))
         if err.get("type") == "json_invalid":
             ctx = err.get("ctx") or {}
-            parts.append(f"request body is not valid JSON ({ctx.get('error', 'parse error')})")
-            field = None
+            by_field.setdefault(None, []).append(f"request body is not valid JSON ({ctx.get('error', 'parse error')})")
         elif err.get("type") == "missing":
-            parts.append(f"missing required field '{field}'" if field else "missing request body")
+            by_field.setdefault(field, []).append(
+                f"missing required field '{field}'" if field else "missing request body"
+            )
         else:
-            parts.append(f"field '{field}': {err.get('msg')}" if field else str(err.get("msg")))
-        if first is None and field:
-            first = field
+            message = str(err.get("msg")).removeprefix("Value error, ")
+            by_field.setdefault(field, []).append(f"field '{field}': {message}" if field else message)
+    parts = []
+    for field, messages in by_field.items():
+        if len(messages) > 1 and field is not None and all(m.startswith(f"field '{field}'") for m in messages):
+            # Several union branches failed on one field: say so once.
+            parts.append(f"field '{field}' has none of the accepted types ({messages[0].split(': ', 1)[1]}, ...)")
+        else:
+            parts.extend(messages)
+    first = next((field for field in by_field if field is not None), None)
     return "; ".join(parts) or "invalid request", first
 
 

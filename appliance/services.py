@@ -12,6 +12,7 @@ from fastapi import Request
 
 from appliance.config import Settings
 from inference.catalog import Catalog
+from inference.embeddings import EmbeddingService
 from inference.metrics import Metrics
 from inference.registry import BackendRegistry
 from inference.scheduler import ModelScheduler
@@ -35,6 +36,7 @@ class Services:
     registry: BackendRegistry
     scheduler: ModelScheduler
     text: TextService
+    embeddings: EmbeddingService
     metrics: Metrics
     readiness: Readiness
     started_at: float

@@ -101,10 +101,26 @@ class Backend(ABC):
         """
         raise self._unsupported(Capability.COMPLETE)
 
+    # Embeddings and rerank (EMBED, RERANK). Blocking; the batcher calls them with whole batches.
+
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order; texts longer than `max_input_tokens()` are truncated."""
         raise self._unsupported(Capability.EMBED)
 
+    def embedding_dimensions(self) -> int:
+        """The length of the vectors `embed` returns (known once loaded)."""
+        raise self._unsupported(Capability.EMBED)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text is, with the model's own tokenizer, before any truncation."""
+        raise self._unsupported(Capability.EMBED)
+
+    def max_input_tokens(self) -> int | None:
+        """The longest input, in tokens, the model reads; longer ones are truncated (None: no limit)."""
+        return None
+
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        """A relevance score per document for `query`, in order (higher is more relevant)."""
         raise self._unsupported(Capability.RERANK)
 
     def tokenize(self, text: str) -> list[int]:

@@ -3,7 +3,8 @@
 Tokens are UTF-8 bytes. Completions are words picked by hashing the prompt and seed; embeddings are
 unit vectors hashed from the text; rerank scores are query-word overlap. Behaviour is tuned with
 ``options`` in the model config: ``dimensions:N`` (default 16), ``memory_mb:N`` and ``vram_mb:N``
-(the memory estimate), ``load_delay_ms:N`` (a slow load), ``token_delay_ms:N`` (slow generation)
+(the memory estimate), ``load_delay_ms:N`` (a slow load), ``token_delay_ms:N`` (slow generation),
+``max_input_tokens:N`` (embedding inputs truncated to N bytes)
 and ``fail_load:true`` (a load that raises). The context window is ``context_size`` (default 2048).
 """
 
@@ -51,6 +52,8 @@ class FakeBackend(Backend):
         self.load_delay_ms = _int_option(options, "load_delay_ms", 0, config.name)
         self.token_delay_ms = _int_option(options, "token_delay_ms", 0, config.name)
         self.vram_mb = _int_option(options, "vram_mb", 0, config.name)
+        self.max_input = _int_option(options, "max_input_tokens", 0, config.name)
+        self.embed_calls: list[int] = []  # batch sizes seen, so batching tests can count backend calls
         self.fail_load = options.get("fail_load", "false").lower() in ("1", "true", "yes", "on")
         if self.dimensions < 1:
             raise InvalidModelConfig(f"model {config.name!r}: option dimensions must be at least 1")
@@ -121,7 +124,20 @@ class FakeBackend(Backend):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self._require_loaded()
+        self.embed_calls.append(len(texts))
+        limit = self.max_input_tokens()
+        if limit is not None:
+            texts = [text.encode("utf-8")[:limit].decode("utf-8", "ignore") for text in texts]
         return [self._vector(text) for text in texts]
+
+    def embedding_dimensions(self) -> int:
+        return self.dimensions
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.encode("utf-8")) for text in texts]
+
+    def max_input_tokens(self) -> int | None:
+        return self.max_input or None
 
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
         self._require_loaded()

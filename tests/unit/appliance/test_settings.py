@@ -61,6 +61,11 @@ def test_every_env_name_sets_its_field(monkeypatch: pytest.MonkeyPatch, field: s
         "max_queued_requests": ("5", 5),
         "queue_timeout": ("2m", 120.0),
         "memory_budget": ("1GiB", 1024**3),
+        "batch_max_size": ("8", 8),
+        "batch_max_wait_ms": ("0.5", 0.5),
+        "batch_max_tokens": ("999", 999),
+        "disable_batching": ("true", True),
+        "truncate_inputs": ("false", False),
         "preload_models": ('["m1", {"name": "m2"}]', ["m1", "m2"]),
         "log_level": ("WARN", "warning"),
     }
