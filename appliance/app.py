@@ -31,6 +31,7 @@ from appliance.security import (
 )
 from appliance.services import Readiness, Services
 from inference.batching import BatchConfig
+from inference.builtin_models import installed_builtin_models
 from inference.catalog import Catalog
 from inference.embeddings import EmbeddingService
 from inference.config import ModelDefaults
@@ -62,9 +63,15 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
 
 
 def build_services(settings: Settings, registry: BackendRegistry | None = None) -> Services:
-    defaults = ModelDefaults(context_size=settings.context_size, threads=settings.threads, f16=settings.f16)
+    defaults = ModelDefaults(
+        context_size=settings.context_size,
+        threads=settings.threads,
+        f16=settings.f16,
+        parallel_requests=settings.parallel_requests,
+    )
     config_files = [settings.config_file] if settings.config_file is not None else []
-    catalog = Catalog(settings.models_path, config_files, defaults)
+    builtins = installed_builtin_models() if settings.builtin_models else ()
+    catalog = Catalog(settings.models_path, config_files, defaults, builtins=builtins)
     registry = registry if registry is not None else BackendRegistry()
     scheduler = ModelScheduler(catalog, registry, settings.models_path, scheduler_config(settings))
     metrics = Metrics()

@@ -271,6 +271,11 @@ class Settings(BaseSettings):
         description="Truncate embedding inputs longer than the model reads (off: refuse them with 400)",
         validation_alias=_env("TRUNCATE_INPUTS"),
     )
+    builtin_models: bool = Field(
+        True,
+        description="Offer the models that ship inside installed packages (all-minilm-l6-v2)",
+        validation_alias=_env("BUILTIN_MODELS"),
+    )
     preload_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Models to load at start, comma-separated; /readyz answers 503 until they are loaded",

@@ -3,7 +3,9 @@
 Sources, in priority order (the first to claim a name wins; a WARNING names both): the config files
 given explicitly, in the order given; then ``*.yaml``/``*.yml`` at the top level of the models path,
 in sorted file-name order; then loose model files and folders (see ``inference.discovery``) that no
-config references. A bad file is skipped with a WARNING and recorded in ``errors``, never fatal.
+config references; last, the built-in models handed in (``inference.builtin_models``), each only
+while no config or loose file uses its name (a disabled config of that name hides it). A bad file
+is skipped with a WARNING and recorded in ``errors``, never fatal.
 ``refresh`` builds a new snapshot and swaps it in, so readers never see a half-built catalog.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from types import MappingProxyType
 
+from inference.builtin_models import BuiltinModel
 from inference.config import ModelConfig, ModelDefaults, parse_config_file
 from inference.discovery import Detection, detect, is_skipped, scan
 from inference.errors import InvalidModelConfig, ModelNotFound, UnsafePath
@@ -52,10 +55,12 @@ class Catalog:
         models_path: Path,
         config_files: Sequence[Path] = (),
         defaults: ModelDefaults = ModelDefaults(),
+        builtins: Sequence[BuiltinModel] = (),
     ) -> None:
         self.models_path = Path(models_path)
         self.config_files = tuple(Path(p) for p in config_files)
         self.defaults = defaults
+        self.builtins = tuple(builtins)
         self._refresh_lock = threading.Lock()
         self._reported_unknown: set[tuple[str, str]] = set()
         self._snapshot = _Snapshot()
@@ -159,6 +164,7 @@ class _Builder:
         self.aliases: dict[str, str] = {}
         self.errors: list[str] = []
         self.referenced: set[str] = set()
+        self.disabled: set[str] = set()
 
     def build(self) -> _Snapshot:
         if not self.models_path.is_dir():
@@ -176,6 +182,8 @@ class _Builder:
                     continue
                 if self._add(config, source="file", path=loose.path) and loose.stem:
                     self.aliases.setdefault(loose.stem, loose.name)
+        for builtin in self.catalog.builtins:
+            self._add_builtin(builtin)
         aliases = {stem: name for stem, name in self.aliases.items() if stem not in self.entries}
         return _Snapshot(MappingProxyType(self.entries), MappingProxyType(aliases), tuple(self.errors))
 
@@ -209,6 +217,7 @@ class _Builder:
             self.catalog._report_unknown_fields(path, config)
             self.referenced.update(_top_level_names(config))
             if config.disabled:
+                self.disabled.add(config.name)
                 logger.info("event=model_disabled file=%s model=%s", path, config.name)
                 continue
             if config.backend is None:
@@ -222,6 +231,16 @@ class _Builder:
             return config
         detection = detect(self.models_path / model)
         return _apply_detection(config, detection) if detection else config
+
+    def _add_builtin(self, builtin: BuiltinModel) -> None:
+        """A built-in model, unless a config, loose file or alias already uses its name."""
+        name = builtin.name
+        if name in self.entries or name in self.aliases or name in self.disabled:
+            logger.debug("event=builtin_model_shadowed model=%s", name)
+            return
+        folder = builtin.folder()
+        if folder is not None:
+            self._add(builtin.config(), source="builtin", path=folder)
 
     def _add(self, config: ModelConfig, *, source: str, path: Path) -> bool:
         existing = self.entries.get(config.name)

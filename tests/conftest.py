@@ -34,7 +34,8 @@ def models_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_settings(tmp_path: Path, models_path: Path) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"models_path": models_path, "data_path": tmp_path / "data"}
+        # Built-in models are off unless a test asks for them, so model lists hold only its own.
+        values: dict[str, Any] = {"models_path": models_path, "data_path": tmp_path / "data", "builtin_models": False}
         values.update(overrides)
         return Settings(**values)
 

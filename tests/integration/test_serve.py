@@ -45,7 +45,7 @@ def test_serves_models_from_a_models_path(serve, models: Path) -> None:
     server = serve("--models-path", str(models))
     server.wait_healthy()
     ids = sorted(m["id"] for m in httpx.get(server.base + "/v1/models").json()["data"])
-    assert ids == ["assistant", "embedder", "solo.gguf"]
+    assert ids == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]
     assert httpx.get(server.base + "/readyz").status_code == 200
     response = httpx.get(server.base + "/v1/models/ghost")
     assert response.status_code == 404 and "GET /v1/models" in response.json()["error"]["message"]
@@ -61,7 +61,7 @@ def test_localai_env_configures_and_keys_protect(tmp_path: Path, models: Path) -
         server.wait_healthy()
         assert httpx.get(server.base + "/v1/models").status_code == 401
         listed = httpx.get(server.base + "/v1/models", headers={"Authorization": "Bearer secret"}).json()
-        assert sorted(m["id"] for m in listed["data"]) == ["assistant", "embedder", "solo.gguf"]
+        assert sorted(m["id"] for m in listed["data"]) == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]
     finally:
         server.stop()
 
@@ -96,5 +96,5 @@ def test_models_list_command(models: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "BACKEND", "USECASES", "SOURCE"]
     names = [line.split()[0] for line in lines[1:]]
-    assert names == ["assistant", "embedder", "solo.gguf"]
-    assert "llama-cpp" in lines[1]
+    assert names == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]  # the built-in embedder too
+    assert "sentencetransformers" in lines[1] and "llama-cpp" in lines[2]

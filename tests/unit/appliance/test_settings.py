@@ -66,6 +66,7 @@ def test_every_env_name_sets_its_field(monkeypatch: pytest.MonkeyPatch, field: s
         "batch_max_tokens": ("999", 999),
         "disable_batching": ("true", True),
         "truncate_inputs": ("false", False),
+        "builtin_models": ("false", False),
         "preload_models": ('["m1", {"name": "m2"}]', ["m1", "m2"]),
         "log_level": ("WARN", "warning"),
     }
