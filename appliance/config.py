@@ -193,7 +193,10 @@ class Settings(BaseSettings):
     )
     parallel_requests: bool = Field(
         False,
-        description="Let backends that can serve several requests at once do so",
+        description=(
+            "Decode several requests to one llama.cpp model together (4 slots per model, or the "
+            "config's options: ['parallel:N']; each slot holds a full context_size of KV cache)"
+        ),
         validation_alias=_env("PARALLEL_REQUESTS", "LOCALAI_PARALLEL_REQUESTS", "PARALLEL_REQUESTS"),
     )
     single_active_backend: bool = Field(

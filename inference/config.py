@@ -157,11 +157,13 @@ class DownloadFile(BaseModel):
 
 @dataclass(frozen=True)
 class ModelDefaults:
-    """Server defaults (``--context-size``, ``--threads``, ``--f16``) for fields a YAML leaves unset."""
+    """Server defaults (``--context-size``, ``--threads``, ``--f16``, ``--parallel-requests``) for
+    fields a YAML leaves unset."""
 
     context_size: int | None = None
     threads: int | None = None
     f16: bool = False
+    parallel_requests: bool = False
 
 
 class ModelConfig(BaseModel):
@@ -243,6 +245,9 @@ class ModelConfig(BaseModel):
     download_files: list[DownloadFile] = Field(default_factory=list)
     pinned: bool = False
     disabled: bool = False
+    # Ours, not LocalAI's: serve several requests at once (llama.cpp: `parallel:N` slots in
+    # `options`, 4 by default). Unset means the server's --parallel-requests.
+    parallel_requests: bool | None = None
     options: StrList = Field(default_factory=list)
     overrides: StrList = Field(default_factory=list)
 
@@ -305,6 +310,8 @@ class ModelConfig(BaseModel):
             update["threads"] = defaults.threads
         if self.f16 is None:
             update["f16"] = defaults.f16
+        if self.parallel_requests is None:
+            update["parallel_requests"] = defaults.parallel_requests
         return self.model_copy(update=update) if update else self
 
 

@@ -1,8 +1,9 @@
 """Lease: what a request holds while it uses a loaded model.
 
 A lease gives the backend and the way to call it: ``run`` for one blocking call, ``stream`` for an
-iterator, both on the model's own worker thread. The scheduler ends the lease when the request's
-``async with`` exits, and expires it when the busy watchdog finds it running too long.
+iterator, both on the model's own worker thread (a backend with ``concurrent_streams`` has its
+streams run on stream threads beside it, one per concurrent lease). The scheduler ends the lease
+when the request's ``async with`` exits, and expires it when the busy watchdog finds it running too long.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Lease:
     async def stream(self, produce: Callable[[threading.Event], Iterable[T]]) -> AsyncIterator[T]:
         """Iterate ``produce(cancel)`` on the model's thread and yield its items here, in order.
 
+        For a backend with ``concurrent_streams`` the producer runs on a stream thread instead, so
+        the streams of its concurrent leases overlap.
+
         The producer's exception is re-raised here. When the consumer stops early (breaks, closes
         this iterator, is cancelled) or the lease ends, ``cancel`` is set and the producer stops at
         its next item. An expired lease raises BusyTimeout here.
@@ -73,7 +77,10 @@ class Lease:
         channel: ItemChannel[T] = ItemChannel(asyncio.get_running_loop())
         self._channels.add(channel)
         try:
-            self._worker.submit(channel.pump, produce)
+            if self.backend.concurrent_streams:
+                self._worker.submit_stream(channel.pump, produce, threads=self.backend.max_concurrency)
+            else:
+                self._worker.submit(channel.pump, produce)
             while True:
                 signal, value = await channel.get()
                 if self.expired:  # before any items still buffered

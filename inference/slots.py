@@ -81,7 +81,7 @@ class ModelSlot:
         """Whether one more lease may start now."""
         if self.phase != READY or self.retire is not None:
             return False
-        return len(self.leases) < max(1, type(self.backend).max_concurrency)
+        return len(self.leases) < max(1, self.backend.max_concurrency)
 
     def resident(self) -> Resident:
         busy = bool(self.leases) or self.phase != READY or self.retire is not None

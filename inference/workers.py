@@ -2,7 +2,8 @@
 
 llama.cpp and torch keep per-thread state (OpenMP teams, CUDA streams); calls that hop between
 threads each build their own and run slower, so a model's calls all go to its own thread. A stream
-runs a producer there and hands its items to the event loop through a bounded ``ItemChannel``.
+runs a producer there and hands its items to the event loop through a bounded ``ItemChannel``; a
+backend that decodes on an engine thread of its own has its producers run on stream threads instead.
 """
 
 from __future__ import annotations
@@ -32,18 +33,41 @@ class ModelWorker:
     def __init__(self, model: str) -> None:
         self.model = model
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{model}")
+        self._streams: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[R]:
         """Queue ``fn`` on the model's thread, in the caller's context (log correlation IDs)."""
         context = contextvars.copy_context()
         return self._executor.submit(context.run, fn, *args, **kwargs)
 
+    def submit_stream(self, fn: Callable[..., R], /, *args: Any, threads: int) -> concurrent.futures.Future[R]:
+        """Queue ``fn`` on one of up to ``threads`` stream threads, beside the model's thread.
+
+        Only for producers that do no model compute themselves but wait on the backend's own engine
+        thread (`Backend.concurrent_streams`), so several can wait at once.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"model {self.model!r} is shut down")
+            if self._streams is None:
+                prefix = f"stream-{self.model}"
+                self._streams = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=prefix)
+            streams = self._streams
+        context = contextvars.copy_context()
+        return streams.submit(context.run, fn, *args)
+
     async def run(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
     def shutdown(self) -> None:
-        """Accept no more calls; calls already queued still run, then the thread ends."""
+        """Accept no more calls; calls already queued still run, then the threads end."""
         self._executor.shutdown(wait=False)
+        with self._lock:
+            self._closed = True
+            if self._streams is not None:
+                self._streams.shutdown(wait=False)
 
 
 class Signal(enum.Enum):

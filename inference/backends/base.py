@@ -48,9 +48,14 @@ class Backend(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
-    # How many leases may use one loaded instance at once. llama.cpp contexts are single-sequence,
-    # so text backends keep 1 and the scheduler queues the rest.
-    max_concurrency: ClassVar[int] = 1
+    # How many leases may use one loaded instance at once; the scheduler queues the rest. A class
+    # default that an instance may change before it loads (llama.cpp's parallel slots).
+    max_concurrency: int = 1
+    # True when every streaming producer run for this instance (its `generate` iterators) does no
+    # model compute itself but waits on the backend's own engine thread: a lease then iterates each
+    # on a stream thread of its own (at most `max_concurrency`) rather than one after another on
+    # the model's worker thread.
+    concurrent_streams: bool = False
 
     def __init__(self, config: ModelConfig, models_path: Path) -> None:
         self.config = config

@@ -1,7 +1,8 @@
 """LlamaCppBackend: GGUF models through llama-cpp-python for chat, completion, tokenize and embeddings.
 
 Generation runs its own token loop (native sampler chain, cached token pieces, incremental UTF-8 and
-stop hold-back) rather than ``create_completion``, whose per-token cost grows with the output.
+stop hold-back) rather than ``create_completion``, whose per-token cost grows with the output. With
+parallel requests on, a `BatchEngine` decodes up to ``parallel:N`` requests together instead.
 ``llama_cpp`` is imported by ``load``, never by importing this module.
 """
 
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from inference.backends.base import Backend, Capability
+from inference.backends.llama_batch import BatchEngine
 from inference.backends.llama_chat import ChatTemplate
-from inference.backends.llama_params import LlamaLoadPlan, estimate_memory, plan_load
+from inference.backends.llama_params import LlamaLoadPlan, estimate_memory, parallel_slots, plan_load
 from inference.backends.llama_sampling import DEFAULT_PENALTY_LAST_N, SamplerChain, build_sampler
 from inference.backends.text_stream import StopTextStream
 from inference.errors import BackendUnavailable, ContextLengthExceeded, InvalidModelConfig, InvalidRequest
@@ -35,10 +37,15 @@ _EOG = object()  # the cached "piece" of an end-of-generation token
 # Two loads overlapping in different threads can restore the wrong fd and leave stderr silenced for
 # good, so llama.cpp loads take turns. It guards a process-wide side effect, not model calls.
 _LOAD_LOCK = threading.Lock()
+ENGINE_STOP_TIMEOUT = 30.0  # seconds an unload waits for the batch engine's current decode
 
 
 class LlamaCppBackend(Backend):
-    """A GGUF model in llama.cpp. EMBED is served only when the config sets ``embeddings: true``."""
+    """A GGUF model in llama.cpp. EMBED is served only when the config sets ``embeddings: true``.
+
+    With parallel requests on (`parallel_slots` > 1) it serves that many generations at once
+    through its `BatchEngine`, whose thread is then the only one that decodes with the model.
+    """
 
     name: ClassVar[str] = "llama-cpp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -56,6 +63,11 @@ class LlamaCppBackend(Backend):
         self._plan: LlamaLoadPlan | None = None
         self._chat: ChatTemplate | None = None
         self._pieces: dict[int, Any] = {}
+        self._engine: BatchEngine | None = None
+        slots = parallel_slots(config)
+        if slots > 1:
+            self.max_concurrency = slots
+            self.concurrent_streams = True
 
     def supports(self, capability: Capability | str) -> bool:
         if capability == Capability.EMBED and not self.config.embeddings:
@@ -78,18 +90,40 @@ class LlamaCppBackend(Backend):
             self._llm = llama_cpp.Llama(str(path), **plan.llama_kwargs())
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        if plan.n_seq > 1:
+            self._start_engine(plan)
         logger.debug(
-            "event=llama_loaded model=%s n_ctx=%d threads=%d gpu_layers=%d embedding=%s seconds=%.3f",
+            "event=llama_loaded model=%s n_ctx=%d slots=%d threads=%d gpu_layers=%d embedding=%s seconds=%.3f",
             self.config.name,
             plan.n_ctx,
+            plan.n_seq,
             plan.n_threads,
             plan.n_gpu_layers,
             plan.embedding,
             time.monotonic() - started,
         )
 
+    def _start_engine(self, plan: LlamaLoadPlan) -> None:
+        llm = self._llm
+        # The Llama's own context (the smallest llama.cpp makes) goes unused: free it before the
+        # engine allocates its own. llama-cpp-python 0.3.x keeps it in ``_ctx``; closing is idempotent.
+        own = getattr(llm, "_ctx", None)
+        if own is not None:
+            own.close()
+        try:
+            self._engine = BatchEngine(llm, plan, name=self.config.name, piece_of=self._engine_piece)
+        except BaseException:
+            self.unload()
+            raise
+
     def unload(self) -> None:
+        engine, self._engine = self._engine, None
         llm, self._llm = self._llm, None
+        if engine is not None and not engine.close(ENGINE_STOP_TIMEOUT):
+            # Freeing the weights (or the vocabulary it reads) under a running decode would crash the
+            # process: leave them to the engine, which holds on to them until its thread ends.
+            logger.error("event=llama_engine_stuck model=%s timeout_s=%g", self.config.name, ENGINE_STOP_TIMEOUT)
+            return
         self._vocab = self._chat = None
         self._pieces = {}
         if llm is not None:
@@ -103,8 +137,11 @@ class LlamaCppBackend(Backend):
         return estimate_memory(self._header(), self._load_plan())
 
     def context_size(self) -> int:
-        """The configured context (llama.cpp may round its cache up to 256 tokens; we keep to this)."""
+        """The configured context (llama.cpp may round its cache up to 256 tokens; we keep to this),
+        for each request alike whether requests run one at a time or in parallel."""
         n_ctx = self._load_plan().n_ctx
+        if self._engine is not None:
+            return min(n_ctx, self._engine.n_ctx_seq)
         return min(n_ctx, int(self._llm.n_ctx())) if self._llm is not None else n_ctx
 
     # Tokens
@@ -155,6 +192,8 @@ class LlamaCppBackend(Backend):
             raise ContextLengthExceeded(prompt_tokens=len(tokens), max_tokens=params.max_tokens, context_size=n_ctx)
         limit = n_ctx - len(tokens) if params.max_tokens is None else params.max_tokens
         sampler = build_sampler(llm, params, penalty_last_n=self._penalty_window(n_ctx))
+        if self._engine is not None:
+            return self._engine.generate(tokens, limit, sampler, params.stop, cancel)
         return self._stream(llm, tokens, limit, sampler, StopTextStream(params.stop), cancel)
 
     def _stream(
@@ -263,6 +302,10 @@ class LlamaCppBackend(Backend):
                 piece = buffer.raw[:size]
             self._pieces[token] = piece
         return piece
+
+    def _engine_piece(self, token: int) -> bytes | None:
+        piece = self._piece(token)
+        return None if piece is _EOG else piece
 
     # Embeddings
 

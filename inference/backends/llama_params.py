@@ -28,6 +28,9 @@ DEFAULT_BATCH = 512
 MAX_UBATCH = 512
 COMPUTE_OVERHEAD = 16 * 1024 * 1024
 CONTEXT_PADDING = 256  # llama.cpp rounds the KV cache up to a multiple of this many positions
+DEFAULT_PARALLEL_SLOTS = 4  # sequences decoded together when parallel requests are on
+MAX_PARALLEL_SLOTS = 256  # llama.cpp's LLAMA_MAX_SEQ
+_THROWAWAY_BATCH = 8  # the unused context of a parallel model's ``Llama``
 _CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
@@ -50,6 +53,7 @@ class LlamaLoadPlan:
     n_threads: int
     n_threads_batch: int
     n_gpu_layers: int  # -1 = every layer
+    n_seq: int = 1  # parallel slots: sequences decoded together, each with its own n_ctx of KV cache
     main_gpu: int = 0
     tensor_split: tuple[float, ...] | None = None
     use_mmap: bool = True
@@ -71,17 +75,27 @@ class LlamaLoadPlan:
     def n_ubatch(self) -> int:
         return min(self.n_batch, MAX_UBATCH)
 
+    @property
+    def cache_positions(self) -> int:
+        """KV cache cells for one sequence: ``n_ctx`` rounded up the way llama.cpp rounds it."""
+        return -(-self.n_ctx // CONTEXT_PADDING) * CONTEXT_PADDING
+
     def offloaded_layers(self, block_count: int) -> int:
         if self.n_gpu_layers < 0:
             return block_count
         return min(self.n_gpu_layers, block_count)
 
     def llama_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Llama(model_path, **kwargs)`` (llama-cpp-python 0.3.x)."""
+        """Keyword arguments for ``Llama(model_path, **kwargs)`` (llama-cpp-python 0.3.x).
+
+        With parallel slots the ``Llama`` only provides the weights and the vocabulary: its own
+        context is the smallest llama.cpp makes, and the batch engine builds the real one.
+        """
+        parallel = self.n_seq > 1
         kwargs: dict[str, Any] = {
-            "n_ctx": self.n_ctx,
-            "n_batch": self.n_batch,
-            "n_ubatch": self.n_ubatch,
+            "n_ctx": CONTEXT_PADDING if parallel else self.n_ctx,
+            "n_batch": _THROWAWAY_BATCH if parallel else self.n_batch,
+            "n_ubatch": _THROWAWAY_BATCH if parallel else self.n_ubatch,
             "n_threads": self.n_threads,
             "n_threads_batch": self.n_threads_batch,
             "n_gpu_layers": self.n_gpu_layers,
@@ -127,6 +141,7 @@ def plan_load(config: ModelConfig, models_path: Path, info: GGUFInfo) -> LlamaLo
         n_threads=threads,
         n_threads_batch=threads if config.threads and config.threads > 0 else max(threads, _cpu_count()),
         n_gpu_layers=-1 if gpu_layers < 0 else gpu_layers,
+        n_seq=parallel_slots(config),
         main_gpu=_main_gpu(config),
         tensor_split=_tensor_split(config),
         use_mmap=config.mmap if config.mmap is not None else True,
@@ -153,15 +168,41 @@ def planned_context(config: ModelConfig, info: GGUFInfo) -> int:
     return min(info.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
 
 
+def parallel_slots(config: ModelConfig) -> int:
+    """Sequences one loaded model decodes together: 1 unless parallel requests are on for it
+    (``--parallel-requests``, or ``parallel_requests: true`` in its YAML); then LocalAI's
+    ``options: ["parallel:N"]`` (or ``n_parallel:N``), else `DEFAULT_PARALLEL_SLOTS`. An explicit
+    ``parallel:1`` keeps one request at a time. Embedding models always decode one at a time."""
+    if not config.parallel_requests or config.embeddings:
+        return 1
+    value: str | None = None
+    for option in config.options:
+        name, _, text = option.partition(":")
+        if name.strip() in ("parallel", "n_parallel"):
+            value = text.strip()
+    if value is None:
+        return DEFAULT_PARALLEL_SLOTS
+    try:
+        slots = int(value)
+    except ValueError:
+        slots = 0
+    if not 1 <= slots <= MAX_PARALLEL_SLOTS:
+        raise InvalidModelConfig(
+            f"model {config.name!r}: option parallel:{value} must be a whole number from 1 to {MAX_PARALLEL_SLOTS}",
+            param="options",
+        )
+    return slots
+
+
 def estimate_memory(info: GGUFInfo, plan: LlamaLoadPlan) -> MemoryEstimate:
-    """RAM and VRAM once loaded: weights, the KV cache for ``plan.n_ctx``, and compute buffers.
+    """RAM and VRAM once loaded: weights, the KV cache for ``plan.n_ctx`` in each of ``plan.n_seq``
+    slots, and compute buffers.
 
     Offloaded layers (``gpu_layers``) move their share of weights and KV cache to VRAM, with the
     compute buffers; the rest stays in RAM. An approximation meant for admission, not accounting.
     """
     weights = info.tensor_data_size + shard_bytes(info)
-    cache_positions = -(-plan.n_ctx // CONTEXT_PADDING) * CONTEXT_PADDING
-    kv = kv_cache_bytes(info, cache_positions, plan.cache_type_k, plan.cache_type_v)
+    kv = kv_cache_bytes(info, plan.cache_positions * plan.n_seq, plan.cache_type_k, plan.cache_type_v)
     compute = compute_buffer_bytes(info, plan)
     layers = info.block_count or 0
     offloaded = plan.offloaded_layers(layers)

@@ -30,9 +30,9 @@ class SamplerChain:
         self._sample = llama_cpp.llama_sampler_sample
         self._free = llama_cpp.llama_sampler_free
 
-    def sample(self, ctx: Any) -> int:
-        """The next token from the logits of the last decoded position of ``ctx``."""
-        return self._sample(self._handle, ctx, -1)
+    def sample(self, ctx: Any, index: int = -1) -> int:
+        """The next token from the logits of output ``index`` of ``ctx``'s last decode (-1: the last)."""
+        return self._sample(self._handle, ctx, index)
 
     def close(self) -> None:
         handle, self._handle = self._handle, None
