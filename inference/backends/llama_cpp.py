@@ -321,6 +321,23 @@ class LlamaCppBackend(Backend):
         vectors = llm.embed(list(texts), normalize=True, truncate=True)
         return [[float(value) for value in vector] for vector in vectors]
 
+    def embedding_dimensions(self) -> int:
+        if not self.config.embeddings:
+            raise self._unsupported(Capability.EMBED)
+        return int(self._loaded().n_embd())
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per input as `embed` reads them (BOS included), before truncation."""
+        llm = self._loaded()
+        return [len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)) for text in texts]
+
+    def max_input_tokens(self) -> int | None:
+        """llama-cpp-python's `embed` truncates each input to one batch (and the context)."""
+        if not self.config.embeddings:
+            return None
+        llm = self._loaded()
+        return min(int(llm.n_batch), int(llm.n_ctx()))
+
     # Helpers
 
     def _loaded(self) -> Any:

@@ -101,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for the server, repeatable")
     args = parser.parse_args()
     texts = sentences(args.sentences)
 
@@ -123,14 +124,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "models").mkdir()
-        server = serve(root)
+        server = serve(root, *args.server_arg)
         port = int(server.base.rsplit(":", 1)[1])
         try:
             batched_rate, latencies = asyncio.run(drive(port, texts, args.clients))
             _, low_load = asyncio.run(drive(port, texts[:200], 1))
         finally:
             server.stop()
-        server = serve(root, "--disable-batching")
+        server = serve(root, "--disable-batching", *args.server_arg)
         port = int(server.base.rsplit(":", 1)[1])
         try:
             unbatched_rate, _ = asyncio.run(drive(port, texts, args.clients))
@@ -145,6 +146,7 @@ def main() -> None:
                 "model": MODEL,
                 "sentences": len(texts),
                 "clients": args.clients,
+                "server_args": args.server_arg,
                 "raw_batch32_sentences_per_s": round(raw_rate, 1),
                 "api_batched_sentences_per_s": round(batched_rate, 1),
                 "api_unbatched_sentences_per_s": round(unbatched_rate, 1),

@@ -129,3 +129,28 @@ def test_concurrent_requests_batch_and_route_correctly(app_settings: Settings, l
     expected = library.encode(texts)  # type: ignore[attr-defined]
     for response, vector in zip(responses, expected, strict=True):
         np.testing.assert_allclose(response.json()["data"][0]["embedding"], vector, atol=1e-5)
+
+
+def test_llama_cpp_embeddings_through_the_api(tmp_path: Path, tiny_models: object) -> None:
+    """A LocalAI-style `backend: llama-cpp, embeddings: true` config on a GGUF with mean pooling."""
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny_models.embedding, models / "tiny-embedding.gguf")  # type: ignore[attr-defined]
+    (models / "gguf-embedder.yaml").write_text(
+        "name: gguf-embedder\nbackend: llama-cpp\nembeddings: true\nthreads: 1\ncontext_size: 128\n"
+        "parameters:\n  model: tiny-embedding.gguf\n"
+    )
+    settings = Settings(models_path=models, data_path=tmp_path / "data", builtin_models=False)
+    with TestClient(create_app(settings)) as client:
+        sdk = openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key="none", http_client=client, max_retries=0)
+        reply = sdk.embeddings.create(model="gguf-embedder", input=["hello world", "the user"])
+        first, second = (d.embedding for d in reply.data)
+        assert len(first) == len(second) == 64
+        assert math.isclose(math.sqrt(sum(v * v for v in first)), 1.0, rel_tol=1e-4)
+        again = sdk.embeddings.create(model="gguf-embedder", input="hello world").data[0].embedding
+        np.testing.assert_allclose(again, first, atol=1e-5)
+        assert reply.usage.prompt_tokens > 2
+        long = sdk.embeddings.create(model="gguf-embedder", input="hello world " * 300)
+        assert len(long.data[0].embedding) == 64 and long.usage.prompt_tokens > 128
