@@ -20,7 +20,7 @@ from appliance import __version__
 from appliance.config import Settings
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
-from appliance.routes import backend, chat, completions, embeddings, models, system, tokenize
+from appliance.routes import backend, chat, completions, embeddings, models, stores, system, tokenize
 from appliance.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -30,6 +30,7 @@ from appliance.security import (
     warn_if_exposed,
 )
 from appliance.services import Readiness, Services
+from appliance.stores_access import StoreAccess
 from inference.batching import BatchConfig
 from inference.builtin_models import installed_builtin_models
 from inference.catalog import Catalog
@@ -94,6 +95,7 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
             truncate=settings.truncate_inputs,
         ),
         metrics=metrics,
+        stores=StoreAccess(settings.data_path),
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
     )
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
 
     app.include_router(system.router)
     app.include_router(backend.router)
+    app.include_router(stores.router)
     # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
     for prefix in ("/v1", ""):
         for family in (models, chat, completions, embeddings, tokenize):
@@ -153,6 +156,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await preload
         await svc.embeddings.close()
+        await svc.stores.close()
         await svc.scheduler.close()
         logger.info("event=shutdown")
 

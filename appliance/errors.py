@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference import errors as inf
+from stores import errors as st
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,19 @@ DOMAIN_STATUS: Mapping[type[inf.InferenceError], tuple[int, str]] = {
     inf.BackendUnavailable: (503, "server_error"),
     inf.ModelLoadFailed: (503, "server_error"),
     inf.InferenceError: (500, "server_error"),
+}
+
+# Store error -> (HTTP status, OpenAI error type); the most specific class listed wins.
+STORE_STATUS: Mapping[type[st.StoreError], tuple[int, str]] = {
+    st.DimensionMismatch: (400, "invalid_request_error"),
+    st.InvalidInput: (400, "invalid_request_error"),
+    st.StoreNotFound: (404, "invalid_request_error"),
+    st.StoreExists: (409, "invalid_request_error"),
+    st.DataPathLocked: (503, "server_error"),
+    st.StoreClosed: (503, "server_error"),
+    st.SchemaTooNew: (503, "server_error"),
+    st.SchemaMismatch: (503, "server_error"),
+    st.StoreError: (500, "server_error"),
 }
 
 _STATUS_CODES: Mapping[int, str] = {
@@ -162,6 +176,15 @@ def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
+def _store_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, st.StoreError)
+    status, type_ = next((STORE_STATUS[c] for c in type(exc).__mro__ if c in STORE_STATUS), (500, "server_error"))
+    if status == 500:
+        logger.error("event=store_error path=%s", request.url.path, exc_info=exc)
+        return internal_error_response()
+    return error_response(status, exc.message, type_, param=exc.param, code=exc.code)
+
+
 def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     return http_error_response(exc)
@@ -211,5 +234,6 @@ def _validation_error(_: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApplianceError, _appliance_error)
     app.add_exception_handler(inf.InferenceError, _domain_error)
+    app.add_exception_handler(st.StoreError, _store_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from appliance.config import Settings
+from appliance.stores_access import StoreAccess
 from inference.catalog import Catalog
 from inference.embeddings import EmbeddingService
 from inference.metrics import Metrics
@@ -37,6 +38,7 @@ class Services:
     scheduler: ModelScheduler
     text: TextService
     embeddings: EmbeddingService
+    stores: StoreAccess
     metrics: Metrics
     readiness: Readiness
     started_at: float
