@@ -93,6 +93,7 @@ STORE_STATUS: Mapping[type[st.StoreError], tuple[int, str]] = {
     st.InvalidInput: (400, "invalid_request_error"),
     st.StoreNotFound: (404, "invalid_request_error"),
     st.StoreExists: (409, "invalid_request_error"),
+    st.ModelMismatch: (409, "invalid_request_error"),
     st.DataPathLocked: (503, "server_error"),
     st.StoreClosed: (503, "server_error"),
     st.SchemaTooNew: (503, "server_error"),

@@ -1,8 +1,8 @@
 """The vector store's exception tree.
 
 Every error carries a stable ``code``; the HTTP layer maps the classes to status codes
-(InvalidInput/DimensionMismatch -> 400, StoreNotFound -> 404, StoreExists/DataPathLocked/
-EmbeddingModelMismatch -> 409, SchemaTooNew/SchemaMismatch -> 500).
+(InvalidInput/DimensionMismatch -> 400, StoreNotFound -> 404, StoreExists/ModelMismatch -> 409,
+DataPathLocked/StoreClosed/SchemaTooNew/SchemaMismatch -> 503).
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ class StoreExists(StoreError):
     """``create`` named a store that already exists."""
 
     code = "store_exists"
+
+
+class ModelMismatch(StoreError):
+    """A request names an embedding model other than the one recorded for the store."""
+
+    code = "model_mismatch"
 
 
 class DataPathLocked(StoreError):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stores.db import StoreDatabase, key_hash
-from stores.errors import DimensionMismatch, InvalidInput, StoreNotFound
+from stores.errors import DimensionMismatch, InvalidInput, ModelMismatch, StoreNotFound
 from stores.index import ExactIndex, normalise, remove_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,12 @@ class VectorStore:
         self._write_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._writes_since_checkpoint = 0
-        row = db.reader().execute("SELECT dimension FROM stores WHERE id = ?", (store_id,)).fetchone()
+        row = db.reader().execute(
+            "SELECT dimension, embedding_model, embedding_dimension FROM stores WHERE id = ?", (store_id,)
+        ).fetchone()
         self._dimension: int | None = row[0]
+        self._embedding_model: str | None = row[1]
+        self._embedding_dimension: int | None = row[2]
         self._index: ExactIndex | None = None
         self._load_index()
 
@@ -65,13 +69,42 @@ class VectorStore:
     def dimension(self) -> int | None:
         return self._dimension
 
+    @property
+    def embedding_model(self) -> str | None:
+        """The embedding model recorded for this store (at create, or by the first ``set`` naming one)."""
+        return self._embedding_model
+
+    def check_model(self, model: str | None) -> None:
+        """Refuse a request that names an embedding model other than the recorded one.
+
+        Vectors from two models share no space: mixing them makes every similarity meaningless.
+        No ``model`` (LocalAI's requests) or no recorded model means there is nothing to check.
+        """
+        if model and self._embedding_model and model != self._embedding_model:
+            raise ModelMismatch(
+                f"store {self.name!r} holds vectors from embedding model {self._embedding_model!r}, "
+                f"but the request names {model!r}; use {self._embedding_model!r} or another store",
+                param="model",
+            )
+
     def count(self) -> int:
         return int(self.db.reader().execute("SELECT count(*) FROM rows WHERE store_id = ?", (self.id,)).fetchone()[0])
 
     # -- writes -------------------------------------------------------------------------------
 
-    def set(self, keys: Sequence[Vector], values: Sequence[str], metadata: Sequence[Metadata] | None = None) -> None:
-        """Upsert ``keys[i] -> values[i]``; equal keys replace, the last of a batch wins."""
+    def set(
+        self,
+        keys: Sequence[Vector],
+        values: Sequence[str],
+        metadata: Sequence[Metadata] | None = None,
+        *,
+        model: str | None = None,
+    ) -> None:
+        """Upsert ``keys[i] -> values[i]``; equal keys replace, the last of a batch wins.
+
+        ``model`` names the embedding model that made the keys: the first one given is recorded
+        (with the key dimension) in the same transaction as the rows; another is ``ModelMismatch``.
+        """
         if len(keys) == 0:
             raise InvalidInput("keys must not be empty", param="keys")
         if len(keys) != len(values):
@@ -88,6 +121,9 @@ class VectorStore:
         for i in range(len(keys)):
             final[matrix[i].tobytes()] = i
         with self._write_lock:
+            self.check_model(model)
+            # Fill in what is not yet recorded; what create() or an earlier set recorded stays.
+            claim = model if model and (self._embedding_model is None or self._embedding_dimension is None) else None
             if self._dimension is not None and matrix.shape[1] != self._dimension:
                 raise DimensionMismatch(
                     f"key dimension {matrix.shape[1]} does not match the store's dimension {self._dimension}",
@@ -97,6 +133,12 @@ class VectorStore:
             new_blobs: list[bytes] = []
             with self.db.write() as conn:
                 seq = self._next_seq(conn, dimension=matrix.shape[1])
+                if claim:
+                    conn.execute(
+                        "UPDATE stores SET embedding_model = coalesce(embedding_model, ?),"
+                        " embedding_dimension = coalesce(embedding_dimension, ?) WHERE id = ?",
+                        (claim, matrix.shape[1], self.id),
+                    )
                 for blob, i in final.items():
                     h = key_hash(blob)
                     found = conn.execute(
@@ -121,6 +163,13 @@ class VectorStore:
                         self._index = ExactIndex(matrix.shape[1])
                     self._index.add(np.asarray(new_ids, dtype=np.int64), vectors)
             self._dimension = matrix.shape[1]
+            if claim:
+                self._embedding_model = self._embedding_model or claim
+                self._embedding_dimension = self._embedding_dimension or matrix.shape[1]
+                logger.info(
+                    "stores_model_recorded store=%r model=%r dimension=%s",
+                    self.name, self._embedding_model, self._embedding_dimension,
+                )
             due = self._count_write()
         if due:
             self.checkpoint()
@@ -179,8 +228,12 @@ class VectorStore:
                 out.metadata.append(_load_metadata(found[1]))
         return out
 
-    def find(self, key: Vector, topk: int) -> FindResult:
-        """The ``topk`` most similar entries by cosine similarity, most similar first."""
+    def find(self, key: Vector, topk: int, *, model: str | None = None) -> FindResult:
+        """The ``topk`` most similar entries by cosine similarity, most similar first.
+
+        A ``model`` other than the store's recorded embedding model is ``ModelMismatch``.
+        """
+        self.check_model(model)
         if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1:
             raise InvalidInput(f"topk must be an integer >= 1, got {topk!r}", param="topk")
         topk = int(topk)

@@ -1,4 +1,8 @@
-"""LocalAI's /stores bodies (parallel `keys`/`values`), plus our create/list/drop and metadata."""
+"""LocalAI's /stores bodies (parallel `keys`/`values`), plus our create/list/drop, metadata and model.
+
+`model` on set/find is ours (LocalAI clients never send it): the embedding model that made the keys,
+recorded by the first set that names one and checked against every later set and find.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class SetRequest(StoreRequest):
     keys: list[list[float]]
     values: list[str]
     metadata: list[dict[str, Any] | None] | None = None
+    model: str | None = Field(None, max_length=200)
 
 
 class KeysRequest(StoreRequest):
@@ -44,6 +49,7 @@ class KeysRequest(StoreRequest):
 class FindRequest(StoreRequest):
     key: list[float]
     topk: int
+    model: str | None = Field(None, max_length=200)
 
 
 class CreateRequest(BaseModel):

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/stores", tags=["stores"])
 @router.post("/set")
 async def set_keys(body: SetRequest, svc: Services = Depends(services)) -> Response:
     store = await svc.stores.get(body.store)
-    await asyncio.to_thread(store.set, body.keys, body.values, body.metadata)
+    await asyncio.to_thread(store.set, body.keys, body.values, body.metadata, model=body.model)
     return Response(status_code=200)
 
 
@@ -44,7 +44,7 @@ async def get_keys(body: KeysRequest, svc: Services = Depends(services)) -> dict
 @router.post("/find")
 async def find(body: FindRequest, svc: Services = Depends(services)) -> dict[str, Any]:
     store = await svc.stores.get(body.store)
-    found = await asyncio.to_thread(store.find, body.key, body.topk)
+    found = await asyncio.to_thread(store.find, body.key, body.topk, model=body.model)
     payload = {"keys": found.keys, "values": found.values, "similarities": found.similarities}
     return _with_metadata(payload, found.metadata)
 

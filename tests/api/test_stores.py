@@ -136,6 +136,23 @@ def test_create_list_drop(client: TestClient) -> None:
     assert_error(client.post("/stores/drop", json={"name": "docs"}), 404)
 
 
+def test_a_query_naming_another_embedding_model_is_409(client: TestClient) -> None:
+    post(client, "/stores/set", store="docs", keys=[[1.0, 0.0]], values=["a"], model="all-minilm-l6-v2")
+    listed = {s["name"]: s for s in client.get("/stores").json()["stores"]}
+    assert (listed["docs"]["embedding_model"], listed["docs"]["embedding_dimension"]) == ("all-minilm-l6-v2", 2)
+    for path, body in [
+        ("/stores/find", {"store": "docs", "key": [1.0, 0.0], "topk": 1, "model": "bge-small"}),
+        ("/stores/set", {"store": "docs", "keys": [[0.0, 1.0]], "values": ["b"], "model": "bge-small"}),
+    ]:
+        error = assert_error(client.post(path, json=body), 409, code="model_mismatch", param="model")
+        assert "all-minilm-l6-v2" in error["message"] and "bge-small" in error["message"]
+    found = post(client, "/stores/find", store="docs", key=[1.0, 0.0], topk=5, model="all-minilm-l6-v2")
+    assert found == {"keys": [[1.0, 0.0]], "values": ["a"], "similarities": [pytest.approx(1.0)]}
+    # LocalAI's requests carry no model: never checked
+    post(client, "/stores/set", store="docs", keys=[[0.0, 1.0]], values=["b"])
+    assert post(client, "/stores/find", store="docs", key=[0.0, 1.0], topk=1)["values"] == ["b"]
+
+
 def test_data_survives_a_restart(make_app: Callable[..., FastAPI]) -> None:
     with TestClient(make_app()) as first:
         post(first, "/stores/set", store="keep", keys=[[0.6, 0.8], [1.0, 0.0]], values=["one", "two"])
