@@ -26,13 +26,24 @@ T = TypeVar("T")
 DONE = b"data: [DONE]\n\n"
 
 
-async def prime(events: AsyncIterator[T]) -> T:
-    """The first event, so failures before any output surface as HTTP errors; closes on failure."""
+async def prime(events: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Pull the first event now, so failures before any output surface as HTTP errors; the
+    returned iterator replays it, then the rest, and closes the source however it ends."""
     try:
-        return await anext(events)
+        first = await anext(events)
     except BaseException:
         await events.aclose()  # type: ignore[attr-defined]
         raise
+
+    async def replay() -> AsyncIterator[T]:
+        try:
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    return replay()
 
 
 def encode_event(payload: Any) -> bytes:

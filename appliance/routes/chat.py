@@ -40,9 +40,9 @@ async def chat_completions(
     )
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        first = await prime(events)
+        primed = await prime(events)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(_chunks(first, events, completion_id, created, body.model, include_usage))
+        return sse_response(_chunks(primed, completion_id, created, body.model, include_usage))
     (result,) = await cancel_on_disconnect(request, svc.text.collect(events, config))
     calls = [
         ToolCallOut(id=c.id, function=ToolCallFunction(name=c.name, arguments=c.arguments)) for c in result.tool_calls
@@ -64,7 +64,6 @@ async def chat_completions(
 
 
 async def _chunks(
-    first: TextEvent,
     events: AsyncIterator[TextEvent],
     completion_id: str,
     created: int,
@@ -87,9 +86,8 @@ async def _chunks(
         return body
 
     yield chunk({"role": "assistant", "content": ""})
-    event: TextEvent | None = first
     try:
-        while event is not None:
+        async for event in events:
             if isinstance(event, Delta):
                 yield chunk({"content": event.text})
             elif isinstance(event, ToolCalls):
@@ -103,6 +101,5 @@ async def _chunks(
                 if include_usage:
                     usage = Usage.of(event.prompt_tokens, event.completion_tokens).model_dump()
                     yield {**chunk({}), "choices": [], "usage": usage}
-            event = await anext(events, None)
     finally:
         await events.aclose()  # type: ignore[attr-defined]

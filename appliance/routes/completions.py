@@ -15,7 +15,6 @@ from appliance.protocol.completions import Completion, CompletionChoice, Complet
 from appliance.protocol.generation import TimingsOut, Usage
 from appliance.services import Services, services
 from appliance.streaming import cancel_on_disconnect, prime, sse_response
-from inference.generation import SamplingParams
 from inference.textgen import Delta, Done, TextEvent
 
 router = APIRouter(tags=["completions"])
@@ -28,13 +27,13 @@ async def completions(
     config = svc.text.model_config(body.model)
     params = body.to_sampling(config)
     if body.max_tokens is None and config.parameters.max_tokens is None:
-        params = _with_max_tokens(params, 16)  # OpenAI's default for this endpoint
+        params = replace(params, max_tokens=16)  # OpenAI's default for this endpoint
     events = svc.text.complete(body.model, body.prompts(), params, echo=body.echo)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        first = await prime(events)
+        primed = await prime(events)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(_chunks(first, events, completion_id, created, body.model, include_usage))
+        return sse_response(_chunks(primed, completion_id, created, body.model, include_usage))
     results = await cancel_on_disconnect(request, svc.text.collect(events, config))
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
@@ -61,12 +60,7 @@ async def edits(body: EditRequest, request: Request, svc: Services = Depends(ser
     )
 
 
-def _with_max_tokens(params: SamplingParams, max_tokens: int) -> SamplingParams:
-    return replace(params, max_tokens=max_tokens)
-
-
 async def _chunks(
-    first: TextEvent,
     events: AsyncIterator[TextEvent],
     completion_id: str,
     created: int,
@@ -86,16 +80,14 @@ async def _chunks(
         return body
 
     prompt_tokens = completion_tokens = 0
-    event: TextEvent | None = first
     try:
-        while event is not None:
+        async for event in events:
             if isinstance(event, Delta):
                 yield chunk(event.index, event.text)
             elif isinstance(event, Done):
                 prompt_tokens += event.prompt_tokens
                 completion_tokens += event.completion_tokens
                 yield {**chunk(event.index, "", event.finish_reason), "timings": vars(event.timings)}
-            event = await anext(events, None)
         if include_usage:
             usage = Usage.of(prompt_tokens, completion_tokens).model_dump()
             yield {**chunk(0, ""), "choices": [], "usage": usage}
