@@ -78,6 +78,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX deletes_by_seq ON deletes(store_id, seq);
         """,
     ),
+    Migration(
+        2,
+        "index_options",
+        """
+        ALTER TABLE stores ADD COLUMN index_options TEXT
+        """,
+    ),
 )
 
 

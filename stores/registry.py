@@ -6,12 +6,14 @@ name in use; closing it checkpoints every open store's index. The empty name is 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from stores.db import StoreDatabase
 from stores.errors import InvalidInput, StoreClosed, StoreExists, StoreNotFound
@@ -31,6 +33,7 @@ class StoreInfo:
     dimension: int | None
     metric: str
     index_kind: str
+    index_options: dict[str, Any] | None
     embedding_model: str | None
     embedding_dimension: int | None
     created_at: str
@@ -101,6 +104,7 @@ class StoreRegistry:
         *,
         index_kind: str = "exact",
         metric: str = "cosine",
+        index_options: dict[str, Any] | None = None,
         embedding_model: str | None = None,
         embedding_dimension: int | None = None,
     ) -> StoreInfo:
@@ -109,15 +113,18 @@ class StoreRegistry:
             raise InvalidInput(f"index_kind must be one of {list(INDEX_KINDS)}, got {index_kind!r}", param="index_kind")
         if metric not in METRICS:
             raise InvalidInput(f"metric must be one of {list(METRICS)}, got {metric!r}", param="metric")
+        if index_options is not None and not isinstance(index_options, dict):
+            raise InvalidInput("index_options must be a JSON object", param="index_options")
+        options_json = json.dumps(index_options, sort_keys=True) if index_options else None
         with self._mutex:
             db = self._require_db()
             with db.write() as conn:
                 if conn.execute("SELECT 1 FROM stores WHERE name = ?", (name,)).fetchone():
                     raise StoreExists(f"store {name!r} already exists", param="name")
                 conn.execute(
-                    "INSERT INTO stores (name, metric, index_kind, embedding_model, embedding_dimension)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (name, metric, index_kind, embedding_model, embedding_dimension),
+                    "INSERT INTO stores (name, metric, index_kind, index_options, embedding_model, embedding_dimension)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, metric, index_kind, options_json, embedding_model, embedding_dimension),
                 )
             logger.info("stores_created name=%r index_kind=%s", name, index_kind)
             return self.describe(name)
@@ -153,10 +160,14 @@ class StoreRegistry:
         db = self._require_db()
         query = (
             "SELECT s.name, (SELECT count(*) FROM rows r WHERE r.store_id = s.id), s.dimension, s.metric,"
-            " s.index_kind, s.embedding_model, s.embedding_dimension, s.created_at"
+            " s.index_kind, s.index_options, s.embedding_model, s.embedding_dimension, s.created_at"
             f" FROM stores s {where} ORDER BY s.name"
         )
-        return [StoreInfo(*row) for row in db.reader().execute(query, args)]
+        infos = []
+        for row in db.reader().execute(query, args):
+            options = json.loads(row[5]) if row[5] else None
+            infos.append(StoreInfo(*row[:5], options, *row[6:]))
+        return infos
 
     def _require_db(self) -> StoreDatabase:
         if self._db is None:

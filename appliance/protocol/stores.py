@@ -56,6 +56,7 @@ class CreateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     index: Literal["exact"] = "exact"
     metric: Literal["cosine"] = "cosine"
+    index_options: dict[str, Any] | None = None
     embedding_model: str | None = None
     embedding_dimension: int | None = Field(None, ge=1)
 

@@ -64,6 +64,7 @@ async def create(body: CreateRequest, svc: Services = Depends(services)) -> dict
         body.name,
         index_kind=body.index,
         metric=body.metric,
+        index_options=body.index_options,
         embedding_model=body.embedding_model,
         embedding_dimension=body.embedding_dimension,
     )
