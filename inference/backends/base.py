@@ -19,6 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from inference.errors import CapabilityNotSupported
 from inference.generation import ChatPrompt, GenerationEvent, SamplingParams
+from inference.media import (
+    AudioChunk,
+    GeneratedImages,
+    ImageRequest,
+    SoundRequest,
+    SpeechRequest,
+    Transcript,
+    TranscriptionRequest,
+)
 from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
@@ -133,6 +142,24 @@ class Backend(ABC):
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         raise self._unsupported(Capability.TOKENIZE)
+
+    # Media (IMAGE, TRANSCRIBE, SPEAK, SOUND). Blocking; run on the model's own thread.
+
+    def generate_images(self, request: ImageRequest, cancel: threading.Event | None = None) -> GeneratedImages:
+        """``request.n`` PNG images; stops between denoising steps once ``cancel`` is set."""
+        raise self._unsupported(Capability.IMAGE)
+
+    def transcribe(self, request: TranscriptionRequest) -> Transcript:
+        """The text of the audio file, with segments (and words when asked)."""
+        raise self._unsupported(Capability.TRANSCRIBE)
+
+    def speak(self, request: SpeechRequest, cancel: threading.Event | None = None) -> Iterator[AudioChunk]:
+        """The speech for ``request.text``, one chunk per sentence as it is synthesized."""
+        raise self._unsupported(Capability.SPEAK)
+
+    def generate_sound(self, request: SoundRequest, cancel: threading.Event | None = None) -> AudioChunk:
+        """A sound clip described by ``request.text``."""
+        raise self._unsupported(Capability.SOUND)
 
     def _unsupported(self, capability: Capability) -> CapabilityNotSupported:
         return CapabilityNotSupported(
