@@ -22,14 +22,17 @@ from stores.errors import (
 )
 
 if TYPE_CHECKING:
+    from stores.index import CompactionPolicy
     from stores.registry import StoreInfo, StoreRegistry
-    from stores.store import FindResult, GetResult, VectorStore
+    from stores.store import FindResult, GetResult, IndexState, VectorStore
 
 __all__ = [
+    "CompactionPolicy",
     "DataPathLocked",
     "DimensionMismatch",
     "FindResult",
     "GetResult",
+    "IndexState",
     "InvalidInput",
     "ModelMismatch",
     "SchemaMismatch",
@@ -49,6 +52,8 @@ _LAZY = {
     "VectorStore": "stores.store",
     "GetResult": "stores.store",
     "FindResult": "stores.store",
+    "IndexState": "stores.store",
+    "CompactionPolicy": "stores.index",
 }
 
 

@@ -2,7 +2,8 @@
 
 SQLite (WAL, ``synchronous=FULL``) is the source of truth; every FAISS index is derived from it.
 One writer connection serialised by a lock; readers get their own per-thread connections so a
-long write never blocks them. A ``fcntl`` lock file keeps a second process off the data path.
+long write never blocks them; ``snapshot`` lends a dedicated connection pinned to one commit (an
+export that may resume on any thread). A ``fcntl`` lock file keeps a second process off the data path.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class StoreDatabase:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_mutex = threading.Lock()
+        self._snapshots: set[sqlite3.Connection] = set()
         self._writer: sqlite3.Connection | None = None
         self.db: sqlite_utils.Database | None = None
 
@@ -164,6 +166,9 @@ class StoreDatabase:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
+            for conn in self._snapshots:
+                conn.close()
+            self._snapshots.clear()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -236,6 +241,27 @@ class StoreDatabase:
             with self._readers_mutex:
                 self._readers.append(conn)
         return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A dedicated read-only connection inside one read transaction: every read sees one commit.
+
+        Not the per-thread reader: a streamed export resumes on whichever worker thread is free, and
+        its transaction must outlive any one of them. WAL keeps writers going meanwhile (the WAL
+        file cannot be reset past this snapshot until it ends, so it grows during a long export).
+        """
+        self._require_writer()
+        conn = self._connect()
+        with self._readers_mutex:
+            self._snapshots.add(conn)
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")  # deferred: the snapshot is taken by the first read
+            yield conn
+        finally:
+            with self._readers_mutex:
+                self._snapshots.discard(conn)
+            conn.close()  # ends (rolls back) the read transaction
 
     def _require_writer(self) -> sqlite3.Connection:
         if self._writer is None:

@@ -1,33 +1,35 @@
-"""The exact FAISS index of one store and its on-disk checkpoint.
+"""The FAISS index of one store: a small common interface, the exact kind, and checkpointing.
 
-Keys are L2-normalised (in float64, then stored as float32) into an ``IndexFlatIP`` inside an
-``IndexIDMap2`` keyed by SQLite row ids, so inner product is the cosine of the raw keys and deletes
-work. A checkpoint is ``faiss.write_index`` + a JSON sidecar (seq, count, dimension, sha256), both
-written to a temp file, fsynced and atomically renamed; loading verifies all of it and returns None
-when anything is off, so the caller rebuilds from SQLite instead of trusting the file.
+Keys are L2-normalised (in float64, then stored as float32) so inner product is the cosine of the
+raw keys; entries are keyed by SQLite row ids. Every kind (``ExactIndex`` here, ``HnswIndex`` and
+``IvfIndex`` beside it) answers ``add/remove/search/count/save/load``; ``max_id`` (the highest row
+id ever added) lets the store replay exactly the rows inserted after a checkpoint or snapshot,
+because SQLite row ids only grow and a row's key never changes. Checkpoints go through
+``stores.checkpoint`` and are rejected (so rebuilt from SQLite) when anything is off.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import faiss
 import numpy as np
 
+from stores.checkpoint import INDEX_SUFFIX, Checkpoint, read_checkpoint, reject, temp_index_path, write_checkpoint
 from stores.errors import InvalidInput
+from stores.index_options import ExactOptions, IndexOptions
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
+SearchResult = tuple["NDArray[np.int64]", "NDArray[np.float32]"]
+OptionsT = TypeVar("OptionsT", bound=IndexOptions)
+IndexT = TypeVar("IndexT", bound="VectorIndex[Any]")
 
 
 def normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -39,130 +41,182 @@ def normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.ascontiguousarray(as64 / norms[:, None], dtype=np.float32)
 
 
-class ExactIndex:
-    """Exact cosine search over normalised vectors, keyed by int64 row ids."""
+@dataclass(frozen=True)
+class CompactionPolicy:
+    """When tombstones (deleted ids an index cannot drop in place) warrant a rebuild without them."""
+
+    min_dead: int = 1000
+    dead_fraction: float = 0.1
+
+    def due(self, dead: int, total: int) -> bool:
+        return dead > self.min_dead and dead > self.dead_fraction * total
+
+
+class VectorIndex(Generic[OptionsT]):
+    """What a store needs from an index. Not thread-safe: the store serialises access."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, dimension: int, options: OptionsT) -> None:
+        self.dimension = dimension
+        self.options = options
+        self.max_id = 0
+
+    @property
+    def count(self) -> int:
+        """Live entries (tombstoned ones excluded)."""
+        raise NotImplementedError
+
+    @property
+    def approximate(self) -> bool:
+        """Whether answers may miss true neighbours (False for exact and an untrained ivf index)."""
+        return True
+
+    @property
+    def dead_count(self) -> int:
+        """Entries deleted but still held (tombstones), waiting for a compaction."""
+        return 0
+
+    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        """Add new row ids (never ones already present) with their raw keys."""
+        if len(ids) == 0:
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self._add_unit(ids, normalise(vectors))
+        self.max_id = max(self.max_id, int(ids.max()))
+
+    def remove(self, ids: NDArray[np.int64]) -> int:
+        """Remove ids; absent ones are ignored. The number removed."""
+        raise NotImplementedError
+
+    def search(self, query: NDArray[np.float32], k: int) -> SearchResult:
+        """The ``k`` nearest live ids, most similar first, with cosines clamped to [-1, 1]."""
+        k = min(k, self.count)
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        unit = normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        ids, sims = self._search_unit(unit, k)
+        return ids, np.clip(sims, -1.0, 1.0)
+
+    def needs_rebuild(self, policy: CompactionPolicy) -> bool:
+        """True when a rebuild from SQLite would make this index better (compaction, training)."""
+        return False
+
+    def training_rows(self, rows: int) -> int:
+        """How many sample rows a fresh index wants through ``train`` before ``add``, for ``rows`` rows."""
+        return 0
+
+    def train(self, vectors: NDArray[np.float32], rows: int) -> None:
+        """Prepare for ``rows`` rows from a sample of their keys (only kinds that need it)."""
+
+    # -- kind-specific parts ----------------------------------------------------------------
+
+    def _add_unit(self, ids: NDArray[np.int64], unit: NDArray[np.float32]) -> None:
+        raise NotImplementedError
+
+    def _search_unit(self, unit: NDArray[np.float32], k: int) -> SearchResult:
+        raise NotImplementedError
+
+    def _faiss_index(self) -> faiss.Index:
+        raise NotImplementedError
+
+    def _checkpoint_extras(self) -> tuple[dict[str, bytes], dict[str, Any]]:
+        """Extra files (by suffix) and sidecar fields this kind persists beside the FAISS index."""
+        return {}, {}
+
+    @classmethod
+    def _restore(cls: type[IndexT], dimension: int, options: Any, index: faiss.Index, ckpt: Checkpoint) -> IndexT | str:
+        """The index rebuilt from a verified checkpoint, or a reason to reject it."""
+        raise NotImplementedError
+
+    # -- checkpoint -------------------------------------------------------------------------
+
+    def save(self, stem: Path, seq: int) -> None:
+        """Write the checkpoint files covering every write up to ``seq``."""
+        tmp = temp_index_path(stem)
+        faiss.write_index(self._faiss_index(), str(tmp))
+        extras, fields = self._checkpoint_extras()
+        sidecar = {
+            "kind": self.kind,
+            "dimension": self.dimension,
+            "count": int(self._faiss_index().ntotal),
+            "max_id": self.max_id,
+            "seq": seq,
+            **fields,
+        }
+        write_checkpoint(stem, {INDEX_SUFFIX: tmp, **extras}, sidecar)
+
+    @classmethod
+    def load(cls: type[IndexT], stem: Path, dimension: int, max_seq: int, options: Any) -> tuple[IndexT, int] | None:
+        """The checkpointed index and the seq it covers, or None when missing, stale or corrupt."""
+        ckpt = read_checkpoint(stem, kind=cls.kind, dimension=dimension, max_seq=max_seq)
+        if ckpt is None:
+            return None
+        try:
+            index = faiss.deserialize_index(np.frombuffer(ckpt.files[INDEX_SUFFIX], dtype=np.uint8))
+        except RuntimeError as exc:
+            reject(stem, f"unreadable ({exc})")
+            return None
+        if index.d != dimension or index.ntotal != ckpt.sidecar["count"]:
+            reject(stem, "dimension or count mismatch")
+            return None
+        restored = cls._restore(dimension, options, index, ckpt)
+        if isinstance(restored, str):
+            reject(stem, restored)
+            return None
+        restored.max_id = int(ckpt.sidecar["max_id"])
+        return restored, ckpt.seq
+
+
+def flat_index(dimension: int) -> faiss.Index:
+    """An exact inner-product index keyed by external ids, with in-place removal."""
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def is_flat_index(index: faiss.Index) -> bool:
+    return isinstance(index, faiss.IndexIDMap2) and isinstance(faiss.downcast_index(index.index), faiss.IndexFlatIP)
+
+
+def search_faiss(index: faiss.Index, unit: NDArray[np.float32], k: int, params: Any = None) -> SearchResult:
+    """One query through FAISS; the -1 padding of a short answer is dropped."""
+    sims, ids = index.search(unit, k, params=params)
+    keep = ids[0] >= 0
+    return ids[0][keep], sims[0][keep]
+
+
+class ExactIndex(VectorIndex[ExactOptions]):
+    """Exact cosine search: a brute-force scan over every live entry."""
 
     kind = "exact"
 
-    def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
-        self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    def __init__(self, dimension: int, options: ExactOptions | None = None, index: faiss.Index | None = None) -> None:
+        super().__init__(dimension, options or ExactOptions())
+        self._index = index if index is not None else flat_index(dimension)
+
+    @property
+    def approximate(self) -> bool:
+        return False
 
     @property
     def count(self) -> int:
         return int(self._index.ntotal)
-
-    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
-        if len(ids) == 0:
-            return
-        unit = normalise(vectors)
-        self._index.add_with_ids(unit, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         if len(ids) == 0:
             return 0
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, query: NDArray[np.float32], k: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """The ``k`` nearest ids, most similar first, with cosine similarities clamped to [-1, 1]."""
-        k = min(k, self.count)
-        if k <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        unit = normalise(np.asarray(query, dtype=np.float32).reshape(1, -1))
-        sims, ids = self._index.search(unit, k)
-        keep = ids[0] >= 0
-        return ids[0][keep], np.clip(sims[0][keep], -1.0, 1.0)
+    def _add_unit(self, ids: NDArray[np.int64], unit: NDArray[np.float32]) -> None:
+        self._index.add_with_ids(unit, ids)
 
-    # -- checkpoint -------------------------------------------------------------------------
+    def _search_unit(self, unit: NDArray[np.float32], k: int) -> SearchResult:
+        return search_faiss(self._index, unit, k)
 
-    def save(self, stem: Path, seq: int) -> None:
-        """Write ``<stem>.faiss`` and ``<stem>.json`` covering every write up to ``seq``."""
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        data_path = stem.with_suffix(".faiss")
-        tmp = data_path.with_suffix(".faiss.tmp")
-        faiss.write_index(self._index, str(tmp))
-        digest = _fsync_and_hash(tmp)
-        os.replace(tmp, data_path)
-        sidecar = {
-            "format": CHECKPOINT_FORMAT,
-            "kind": self.kind,
-            "dimension": self.dimension,
-            "count": self.count,
-            "seq": seq,
-            "sha256": digest,
-        }
-        _atomic_write(stem.with_suffix(".json"), json.dumps(sidecar).encode())
-        _fsync_dir(stem.parent)
+    def _faiss_index(self) -> faiss.Index:
+        return self._index
 
     @classmethod
-    def load(cls, stem: Path, dimension: int, max_seq: int) -> tuple[ExactIndex, int] | None:
-        """The checkpointed index and the seq it covers, or None when missing, stale or corrupt."""
-        try:
-            sidecar = json.loads(stem.with_suffix(".json").read_bytes())
-            data = stem.with_suffix(".faiss").read_bytes()
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            logger.warning("stores_checkpoint_unreadable stem=%s error=%s", stem, exc)
-            return None
-        problem = _check_sidecar(sidecar, dimension, max_seq)
-        if problem is None and hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-            problem = "checksum mismatch"
-        if problem is None:
-            try:
-                index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-            except RuntimeError as exc:
-                problem = f"unreadable ({exc})"
-            else:
-                if not isinstance(index, faiss.IndexIDMap2) or index.d != dimension:
-                    problem = "wrong index type or dimension"
-                elif index.ntotal != sidecar["count"]:
-                    problem = "count mismatch"
-        if problem is not None:
-            logger.warning("stores_checkpoint_rejected stem=%s reason=%s", stem, problem)
-            return None
-        return cls(dimension, index), int(sidecar["seq"])
-
-
-def remove_checkpoint(stem: Path) -> None:
-    for suffix in (".json", ".faiss"):
-        stem.with_suffix(suffix).unlink(missing_ok=True)
-
-
-def _check_sidecar(sidecar: object, dimension: int, max_seq: int) -> str | None:
-    if not isinstance(sidecar, dict) or sidecar.get("format") != CHECKPOINT_FORMAT:
-        return "unknown sidecar format"
-    if sidecar.get("kind") != ExactIndex.kind or sidecar.get("dimension") != dimension:
-        return "kind or dimension mismatch"
-    seq, count = sidecar.get("seq"), sidecar.get("count")
-    if not isinstance(seq, int) or not isinstance(count, int) or not isinstance(sidecar.get("sha256"), str):
-        return "malformed sidecar"
-    if seq > max_seq:
-        return f"checkpoint seq {seq} is ahead of the database ({max_seq})"
-    return None
-
-
-def _fsync_and_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb+") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-        os.fsync(handle.fileno())
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def _restore(cls, dimension: int, options: Any, index: faiss.Index, ckpt: Checkpoint) -> ExactIndex | str:
+        if not is_flat_index(index):
+            return "wrong index type"
+        return cls(dimension, options, index)

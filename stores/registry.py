@@ -2,6 +2,8 @@
 
 The registry owns the data path's ``StoreDatabase`` (and so its lock) and one ``VectorStore`` per
 name in use; closing it checkpoints every open store's index. The empty name is the default store.
+Names starting with "." are the registry's own: ``list`` hides them, and staging stores (an import
+in progress, renamed into place by ``promote``) left behind by a crash are dropped at ``open``.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from stores.checkpoint import remove_checkpoint
 from stores.db import StoreDatabase
 from stores.errors import InvalidInput, StoreClosed, StoreExists, StoreNotFound
+from stores.index import CompactionPolicy
+from stores.index_options import INDEX_KINDS, parse_index_options
 from stores.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STORE = ""
-INDEX_KINDS = ("exact",)
+HIDDEN_PREFIX = "."
+STAGING_PREFIX = ".import-"
 METRICS = ("cosine",)
 
 
@@ -42,9 +50,16 @@ class StoreInfo:
 class StoreRegistry:
     """Every named store of one data path."""
 
-    def __init__(self, data_path: str | os.PathLike[str], *, checkpoint_every: int = 1000) -> None:
+    def __init__(
+        self,
+        data_path: str | os.PathLike[str],
+        *,
+        checkpoint_every: int = 1000,
+        compaction: CompactionPolicy | None = None,
+    ) -> None:
         self.data_path = Path(data_path)
         self.checkpoint_every = checkpoint_every
+        self.compaction = compaction or CompactionPolicy()
         self._db: StoreDatabase | None = None
         self._stores: dict[str, VectorStore] = {}
         self._mutex = threading.RLock()
@@ -55,6 +70,7 @@ class StoreRegistry:
                 db = StoreDatabase(self.data_path)
                 db.open()
                 self._db = db
+                self._drop_leftover_staging(db)
         return self
 
     def close(self) -> None:
@@ -63,7 +79,7 @@ class StoreRegistry:
                 return
             try:
                 for store in self._stores.values():
-                    store.checkpoint()
+                    store.close()
             finally:
                 self._stores.clear()
                 self._db.close()
@@ -94,7 +110,7 @@ class StoreRegistry:
                     raise StoreNotFound(f"store {name!r} does not exist", param="store")
                 self.create(name)
                 row = db.reader().execute("SELECT id FROM stores WHERE name = ?", (name,)).fetchone()
-            store = VectorStore(db, int(row[0]), name, self.index_dir, self.checkpoint_every)
+            store = VectorStore(db, int(row[0]), name, self.index_dir, self.checkpoint_every, compaction=self.compaction)
             self._stores[name] = store
             return store
 
@@ -115,6 +131,7 @@ class StoreRegistry:
             raise InvalidInput(f"metric must be one of {list(METRICS)}, got {metric!r}", param="metric")
         if index_options is not None and not isinstance(index_options, dict):
             raise InvalidInput("index_options must be a JSON object", param="index_options")
+        parse_index_options(index_kind, index_options)  # unknown names or bad values are refused now
         options_json = json.dumps(index_options, sort_keys=True) if index_options else None
         with self._mutex:
             db = self._require_db()
@@ -136,24 +153,76 @@ class StoreRegistry:
         raise StoreNotFound(f"store {name!r} does not exist", param="store")
 
     def list(self) -> list[StoreInfo]:
-        return self._infos("", ())
+        """The user's stores; hidden ones (staging imports) are left out."""
+        return self._infos("WHERE substr(s.name, 1, 1) <> ?", (HIDDEN_PREFIX,))
+
+    def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A dedicated connection reading one committed state of the whole data path (for exports)."""
+        return self._require_db().snapshot()
+
+    def promote(self, staging: str, target: str | None, *, replace: bool = False) -> StoreInfo:
+        """Give store ``staging`` the name ``target`` in one transaction.
+
+        An existing ``target`` is ``StoreExists`` unless ``replace``, which drops it in that same
+        transaction: readers see the old store or the new one, never neither. Index checkpoints are
+        keyed by store id, so the promoted store's stay valid under its new name.
+        """
+        target = target or DEFAULT_STORE
+        with self._mutex:
+            db = self._require_db()
+            replaced = self._stores.pop(target, None) if replace else None
+            if replaced is not None:
+                replaced.close(checkpoint=False)  # stops a running rebuild before its rows go
+            with db.write() as conn:
+                row = conn.execute("SELECT id FROM stores WHERE name = ?", (staging,)).fetchone()
+                if row is None:
+                    raise StoreNotFound(f"store {staging!r} does not exist", param="store")
+                old = conn.execute("SELECT id FROM stores WHERE name = ?", (target,)).fetchone()
+                if old is not None:
+                    if not replace:
+                        raise StoreExists(
+                            f"store {target!r} already exists; pass replace=true to swap it out", param="store"
+                        )
+                    conn.execute("DELETE FROM stores WHERE id = ?", (old[0],))
+                conn.execute("UPDATE stores SET name = ? WHERE id = ?", (target, row[0]))
+            if old is not None:
+                self._remove_index_files(int(old[0]))
+            store = self._stores.pop(staging, None)
+            if store is not None:
+                store.name = target
+                self._stores[target] = store
+            logger.info("stores_promoted staging=%r name=%r replaced=%s", staging, target, old is not None)
+            return self.describe(target)
+
+    def _drop_leftover_staging(self, db: StoreDatabase) -> None:
+        """Staging stores outlive only a crash mid-import; nothing refers to them, so they go."""
+        with db.write() as conn:
+            rows = conn.execute(
+                "SELECT id, name FROM stores WHERE substr(name, 1, ?) = ?", (len(STAGING_PREFIX), STAGING_PREFIX)
+            ).fetchall()
+            conn.executemany("DELETE FROM stores WHERE id = ?", [(r[0],) for r in rows])
+        for store_id, name in rows:
+            self._remove_index_files(int(store_id))
+            logger.warning("stores_staging_discarded name=%r", name)
+
+    def _remove_index_files(self, store_id: int) -> None:
+        """The checkpoint files of a store no ``VectorStore`` object is open for (keyed by its id)."""
+        remove_checkpoint(self.index_dir / str(store_id))
 
     def drop(self, name: str | None) -> None:
         """Delete a store, its rows and its index files."""
         name = name or DEFAULT_STORE
         with self._mutex:
             db = self._require_db()
+            store = self._stores.pop(name, None)
+            if store is not None:
+                store.close(checkpoint=False)  # stops a running rebuild before the rows go
             with db.write() as conn:
                 row = conn.execute("SELECT id FROM stores WHERE name = ?", (name,)).fetchone()
                 if row is None:
                     raise StoreNotFound(f"store {name!r} does not exist", param="store")
                 conn.execute("DELETE FROM stores WHERE id = ?", (row[0],))
-            store = self._stores.pop(name, None)
-            if store is not None:
-                store.discard_checkpoint()
-            else:
-                for suffix in (".json", ".faiss"):
-                    (self.index_dir / f"{row[0]}{suffix}").unlink(missing_ok=True)
+            self._remove_index_files(int(row[0]))
             logger.info("stores_dropped name=%r", name)
 
     def _infos(self, where: str, args: tuple[str, ...]) -> list[StoreInfo]:

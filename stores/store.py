@@ -1,9 +1,16 @@
 """One named vector store with LocalAI's semantics: SQLite commit first, then the FAISS index.
 
-Writers are serialised (SQLite writer lock + ``_write_lock``); the in-memory index is mutated and
-searched under ``_index_lock`` only, and reads of values use per-thread SQLite connections, so a
-long write never blocks a reader. On open the checkpoint is loaded and newer writes replayed from
-SQLite, or the index is rebuilt from scratch.
+Writers are serialised (SQLite writer lock + ``_write_lock``); the in-memory index is mutated (in
+small chunks) and searched under ``_index_lock`` only, and reads of values use per-thread SQLite
+connections, so a long write never blocks a reader. On open the checkpoint is loaded and newer
+writes replayed from SQLite, or the index is rebuilt from scratch. The index kind (exact, hnsw,
+ivf) and its options come from the store's row.
+
+Rebuilds (HNSW compaction of tombstones, IVF training once enough rows exist, ``compact()``) read a
+snapshot at seq S outside every lock, build a fresh index from it while finds keep using the old
+one, catch up on writes after S (rows with ids above the fresh index's ``max_id``, deletes logged
+after S), and swap under the write lock. While one runs, checkpoints prune the delete log only up
+to S, so the deletes it still has to apply cannot vanish.
 """
 
 from __future__ import annotations
@@ -19,14 +26,28 @@ from typing import Any
 
 import numpy as np
 
+from stores import replay
+from stores.checkpoint import remove_checkpoint
 from stores.db import StoreDatabase, key_hash
 from stores.errors import DimensionMismatch, InvalidInput, ModelMismatch, StoreNotFound
-from stores.index import ExactIndex, normalise, remove_checkpoint
+from stores.index import CompactionPolicy, ExactIndex, VectorIndex, normalise
+from stores.index_hnsw import HnswIndex
+from stores.index_ivf import IvfIndex
+from stores.index_options import parse_index_options
 
 logger = logging.getLogger(__name__)
 
 Vector = Sequence[float]
 Metadata = dict[str, Any] | None
+
+INDEX_CLASSES: dict[str, type[VectorIndex[Any]]] = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
+# Rows per index mutation under ``_index_lock``: finds wait at most one chunk (an HNSW insert of 256
+# 384-d rows takes ~0.1 s on 2 cores).
+INDEX_CHUNK = 256
+
+
+class _RebuildAborted(Exception):
+    """The store is closing (or was dropped): a running rebuild stops and is discarded."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,17 @@ class GetResult:
     keys: list[list[float]]
     values: list[str]
     metadata: list[Metadata]
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What a store's index is doing now (for operators and tests)."""
+
+    kind: str
+    entries: int  # live entries (0 for an empty store)
+    tombstones: int  # deleted entries still held until the next compaction (HNSW only)
+    approximate: bool  # False for exact, and for an ivf store not yet trained
+    rebuilding: bool
 
 
 @dataclass(frozen=True)
@@ -45,25 +77,45 @@ class FindResult:
 
 
 class VectorStore:
-    """A named store: durable rows in SQLite and a derived exact FAISS index."""
+    """A named store: durable rows in SQLite and a derived FAISS index (exact, HNSW or IVF)."""
 
-    def __init__(self, db: StoreDatabase, store_id: int, name: str, index_dir: Path, checkpoint_every: int) -> None:
+    def __init__(
+        self,
+        db: StoreDatabase,
+        store_id: int,
+        name: str,
+        index_dir: Path,
+        checkpoint_every: int,
+        *,
+        compaction: CompactionPolicy | None = None,
+    ) -> None:
         self.db = db
         self.id = store_id
         self.name = name
         self._stem = index_dir / str(store_id)
         self._checkpoint_every = checkpoint_every
+        self._compaction = compaction or CompactionPolicy()
         self._write_lock = threading.Lock()
         self._index_lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()  # one rebuild at a time
+        self._thread_mutex = threading.Lock()  # guards _rebuild_thread
+        self._rebuild_thread: threading.Thread | None = None
+        self._rebuild_floor: int | None = None  # set while a rebuild needs the deletes logged after it
+        self._generation = 0  # bumped when the index is dropped (store emptied): stale rebuilds are discarded
+        self._closing = False
         self._writes_since_checkpoint = 0
         row = db.reader().execute(
-            "SELECT dimension, embedding_model, embedding_dimension FROM stores WHERE id = ?", (store_id,)
+            "SELECT dimension, embedding_model, embedding_dimension, index_kind, index_options FROM stores WHERE id = ?",
+            (store_id,),
         ).fetchone()
         self._dimension: int | None = row[0]
         self._embedding_model: str | None = row[1]
         self._embedding_dimension: int | None = row[2]
-        self._index: ExactIndex | None = None
+        self.index_kind: str = row[3]
+        self._index_options = parse_index_options(row[3], json.loads(row[4]) if row[4] else None)
+        self._index: VectorIndex[Any] | None = None
         self._load_index()
+        self._maybe_rebuild()  # e.g. an ivf store that reached its threshold just before a crash
 
     @property
     def dimension(self) -> int | None:
@@ -86,6 +138,13 @@ class VectorStore:
                 f"but the request names {model!r}; use {self._embedding_model!r} or another store",
                 param="model",
             )
+
+    def index_state(self) -> IndexState:
+        with self._index_lock:
+            index = self._index
+            if index is None:
+                return IndexState(self.index_kind, 0, 0, False, self.rebuilding)
+            return IndexState(index.kind, index.count, index.dead_count, index.approximate, self.rebuilding)
 
     def count(self) -> int:
         return int(self.db.reader().execute("SELECT count(*) FROM rows WHERE store_id = ?", (self.id,)).fetchone()[0])
@@ -158,10 +217,10 @@ class VectorStore:
                     new_blobs.append(blob)
             if new_ids:
                 vectors = np.frombuffer(b"".join(new_blobs), dtype="<f4").reshape(len(new_ids), -1)
-                with self._index_lock:
-                    if self._index is None:
-                        self._index = ExactIndex(matrix.shape[1])
-                    self._index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+                if self._index is None:
+                    with self._index_lock:
+                        self._index = self._new_index(matrix.shape[1])
+                self._add_in_chunks(self._index, np.asarray(new_ids, dtype=np.int64), vectors)
             self._dimension = matrix.shape[1]
             if claim:
                 self._embedding_model = self._embedding_model or claim
@@ -173,6 +232,7 @@ class VectorStore:
             due = self._count_write()
         if due:
             self.checkpoint()
+        self._maybe_rebuild()
 
     def delete(self, keys: Sequence[Vector]) -> None:
         """Remove the given keys; absent keys are ignored. Emptying the store unsets its dimension."""
@@ -197,6 +257,7 @@ class VectorStore:
             with self._index_lock:
                 if remaining == 0:
                     self._index = None
+                    self._generation += 1
                 elif self._index is not None:
                     self._index.remove(np.asarray(ids, dtype=np.int64))
             if remaining == 0:
@@ -204,6 +265,7 @@ class VectorStore:
             due = self._count_write()
         if due:
             self.checkpoint()
+        self._maybe_rebuild()
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -271,21 +333,119 @@ class VectorStore:
     # -- index lifecycle ----------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Persist the index with the seq it covers, then prune the delete log it makes redundant."""
+        """Persist the index with the seq it covers, then prune the delete log it makes redundant.
+
+        While a rebuild runs, the log is pruned only up to the rebuild's snapshot: it still has to
+        apply the deletes logged after that.
+        """
         with self._write_lock:
             seq = self._last_seq()
             if self._index is None:
                 remove_checkpoint(self._stem)
             else:
                 self._index.save(self._stem, seq)  # only writers mutate, and we hold the write lock
+            prune = seq if self._rebuild_floor is None else min(seq, self._rebuild_floor)
             with self.db.write() as conn:
-                conn.execute("DELETE FROM deletes WHERE store_id = ? AND seq <= ?", (self.id, seq))
-                conn.execute("UPDATE stores SET pruned_seq = ? WHERE id = ?", (seq, self.id))
+                conn.execute("DELETE FROM deletes WHERE store_id = ? AND seq <= ?", (self.id, prune))
+                conn.execute("UPDATE stores SET pruned_seq = max(pruned_seq, ?) WHERE id = ?", (prune, self.id))
             self._writes_since_checkpoint = 0
             logger.info("stores_checkpoint store=%r seq=%s count=%s", self.name, seq, self._index.count if self._index else 0)
 
     def discard_checkpoint(self) -> None:
         remove_checkpoint(self._stem)
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Stop a running rebuild (it is discarded) and, unless told not to, checkpoint the index."""
+        self._closing = True
+        self.wait_for_rebuild()
+        if checkpoint:
+            self.checkpoint()
+
+    def compact(self) -> bool:
+        """Rebuild the index from SQLite now, in this thread (after any background rebuild).
+
+        Drops HNSW tombstones, trains an IVF store that has reached its threshold; finds keep
+        answering from the old index meanwhile. False when there is nothing to rebuild.
+        """
+        return self._rebuild()
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild (compaction, IVF training); True when none is running."""
+        thread = self._rebuild_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    @property
+    def rebuilding(self) -> bool:
+        thread = self._rebuild_thread
+        return thread is not None and thread.is_alive()
+
+    def _maybe_rebuild(self) -> None:
+        """Start a background rebuild when the index asks for one and none is running."""
+        index = self._index
+        if self._closing or index is None or not index.needs_rebuild(self._compaction):
+            return
+        with self._thread_mutex:
+            if self.rebuilding:
+                return
+            thread = threading.Thread(target=self._rebuild_in_background, name=f"stores-rebuild-{self.id}", daemon=True)
+            self._rebuild_thread = thread
+            thread.start()
+
+    def _rebuild_in_background(self) -> None:
+        try:
+            self._rebuild()
+        except _RebuildAborted:
+            logger.info("stores_rebuild_aborted store=%r", self.name)
+        except Exception:  # a background thread has no caller to raise to; the old index stays
+            logger.exception("stores_rebuild_failed store=%r", self.name)
+
+    def _rebuild(self) -> bool:
+        with self._rebuild_lock:
+            with self._write_lock:
+                if self._index is None or self._closing:
+                    return False
+                generation, dimension = self._generation, self._index.dimension
+                self._rebuild_floor = since = self._last_seq()
+            try:
+                fresh, since = self._build_at(since, dimension)
+                since, _ = self._catch_up(fresh, since)  # most of what landed meanwhile, outside the lock
+                with self._write_lock:
+                    if self._generation != generation or self._index is None:
+                        logger.info("stores_rebuild_discarded store=%r (emptied meanwhile)", self.name)
+                        return False
+                    self._catch_up(fresh, since)
+                    with self._index_lock:
+                        old, self._index = self._index, fresh
+            finally:
+                self._rebuild_floor = None
+        logger.info(
+            "stores_index_rebuilt_live store=%r kind=%s count=%s tombstones_dropped=%s",
+            self.name, self.index_kind, fresh.count, old.dead_count if old else 0,
+        )
+        if not self._closing:
+            self.checkpoint()
+        return True
+
+    def _build_at(self, floor: int, dimension: int) -> tuple[VectorIndex[Any], int]:
+        """A fresh index of one committed state at seq >= ``floor``, and that seq."""
+        with self.db.snapshot() as conn:
+            seq = replay.last_seq(conn, self.id)
+            return self._build_from(conn, dimension), max(seq, floor)
+
+    def _build_from(self, conn: Any, dimension: int) -> VectorIndex[Any]:
+        fresh = self._new_index(dimension)
+        replay.fill(conn, self.id, fresh, stop=lambda: self._closing)
+        if self._closing:
+            raise _RebuildAborted
+        return fresh
+
+    def _catch_up(self, index: VectorIndex[Any], since: int) -> tuple[int, int]:
+        """Apply what was committed after seq ``since`` to ``index``: the seq reached and rows added."""
+        with self.db.snapshot() as conn:
+            return replay.catch_up(conn, self.id, index, since)
 
     def _load_index(self) -> None:
         if self._dimension is None:
@@ -293,33 +453,27 @@ class VectorStore:
             return
         conn = self.db.reader()
         last_seq, pruned_seq = conn.execute("SELECT last_seq, pruned_seq FROM stores WHERE id = ?", (self.id,)).fetchone()
-        loaded = ExactIndex.load(self._stem, self._dimension, last_seq)
+        loaded = INDEX_CLASSES[self.index_kind].load(self._stem, self._dimension, last_seq, self._index_options)
         if loaded is not None and loaded[1] >= pruned_seq:
             index, since = loaded
-            gone = [r[0] for r in conn.execute("SELECT row_id FROM deletes WHERE store_id = ? AND seq > ?", (self.id, since))]
-            index.remove(np.asarray(gone, dtype=np.int64))
-            replayed = self._add_rows(index, "AND seq > ?", (since,), replace=True)
+            _, replayed = self._catch_up(index, since)
             if index.count == self.count():
                 self._index = index
-                logger.info("stores_index_loaded store=%r seq=%s replayed=%s", self.name, since, replayed)
+                logger.info("stores_index_loaded store=%r kind=%s seq=%s replayed=%s", self.name, index.kind, since, replayed)
                 return
             logger.warning("stores_index_count_mismatch store=%r; rebuilding", self.name)
-        index = ExactIndex(self._dimension)
-        added = self._add_rows(index, "", (), replace=False)
+        index, _ = self._build_at(0, self._dimension)
         self._index = index
-        logger.info("stores_index_rebuilt store=%r rows=%s", self.name, added)
+        logger.info("stores_index_rebuilt store=%r kind=%s rows=%s", self.name, index.kind, index.count)
 
-    def _add_rows(self, index: ExactIndex, where: str, args: tuple[int, ...], *, replace: bool) -> int:
-        cursor = self.db.reader().execute(f"SELECT id, key FROM rows WHERE store_id = ? {where} ORDER BY id", (self.id, *args))
-        total = 0
-        while batch := cursor.fetchmany(4096):
-            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
-            vectors = np.frombuffer(b"".join(r[1] for r in batch), dtype="<f4").reshape(len(batch), -1)
-            if replace:
-                index.remove(ids)
-            index.add(ids, vectors)
-            total += len(batch)
-        return total
+    def _new_index(self, dimension: int) -> VectorIndex[Any]:
+        return INDEX_CLASSES[self.index_kind](dimension, self._index_options)
+
+    def _add_in_chunks(self, index: VectorIndex[Any], ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add to the live index a chunk at a time, so a find waits for one chunk, not a whole batch."""
+        for start in range(0, len(ids), INDEX_CHUNK):
+            with self._index_lock:
+                index.add(ids[start : start + INDEX_CHUNK], vectors[start : start + INDEX_CHUNK])
 
     # -- helpers ------------------------------------------------------------------------------
 

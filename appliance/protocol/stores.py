@@ -12,6 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # LocalAI's name for its in-memory store backend, and spellings clients send for it.
 STORE_BACKENDS = frozenset({"", "local-store", "local_store", "localstore", "local-store-grpc"})
+# stores.registry.HIDDEN_PREFIX (importing that module would load faiss): names the registry keeps
+# for itself, such as an import's staging store, which no request may read, write or create.
+RESERVED_PREFIX = "."
+
+
+def visible_store_name(value: str) -> str:
+    """A store name a request may use: at most 200 characters, not one of the registry's own."""
+    if len(value) > 200:
+        raise ValueError("store names are at most 200 characters")
+    if value.startswith(RESERVED_PREFIX):
+        raise ValueError(f"store names starting with {RESERVED_PREFIX!r} are reserved; choose another name")
+    return value
 
 
 class StoreRequest(BaseModel):
@@ -30,9 +42,7 @@ class StoreRequest(BaseModel):
     @field_validator("store")
     @classmethod
     def _store(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > 200:
-            raise ValueError("store names are at most 200 characters")
-        return value
+        return value if value is None else visible_store_name(value)
 
 
 class SetRequest(StoreRequest):
@@ -54,12 +64,27 @@ class FindRequest(StoreRequest):
 
 class CreateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    index: Literal["exact"] = "exact"
+    # one of stores.index_options.INDEX_KINDS; the registry validates index_options per kind
+    index: Literal["exact", "hnsw", "ivf"] = "exact"
     metric: Literal["cosine"] = "cosine"
     index_options: dict[str, Any] | None = None
     embedding_model: str | None = None
     embedding_dimension: int | None = Field(None, ge=1)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return visible_store_name(value)
+
 
 class DropRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return visible_store_name(value)
+
+
+class ExportRequest(StoreRequest):
+    """`store` names the store to export; empty or absent is the default store, as in LocalAI."""

@@ -116,7 +116,7 @@ def test_corrupt_checkpoint_is_rebuilt_not_trusted(data_path: Path, damage: str,
         faiss_file.write_bytes(bytes(data))
     elif damage == "truncate_and_fix_sidecar":
         faiss_file.write_bytes(bytes(data[:100]))
-        sidecar["sha256"] = hashlib.sha256(bytes(data[:100])).hexdigest()
+        sidecar["files"][".faiss"] = {"sha256": hashlib.sha256(bytes(data[:100])).hexdigest(), "size": 100}
         sidecar_file.write_text(json.dumps(sidecar))
     elif damage == "garbage_sidecar":
         sidecar_file.write_text("{not json")
