@@ -1,4 +1,5 @@
-"""LocalAI's vector-store API (`/stores/set|get|find|delete`) and ours (`/stores`, create, drop).
+"""LocalAI's vector-store API (`/stores/set|get|find|delete`) and ours (`/stores`, create, drop,
+export, import).
 
 Bodies match LocalAI byte for byte: set and delete answer 200 with an empty body; get and find
 answer parallel arrays. Errors are 4xx in the envelope instead of LocalAI's 500. The registry
@@ -11,42 +12,60 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import Response
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
 
-from appliance.protocol.stores import CreateRequest, DropRequest, FindRequest, KeysRequest, SetRequest
+from appliance.errors import BadRequest
+from appliance.protocol.body import JsonBody as Body_
+from appliance.protocol.stores import (
+    CreateRequest,
+    DropRequest,
+    ExportRequest,
+    FindRequest,
+    KeysRequest,
+    SetRequest,
+    visible_store_name,
+)
 from appliance.services import Services, services
+from appliance.store_transfer import export_response, import_upload
 
 router = APIRouter(prefix="/stores", tags=["stores"])
 
 
-@router.post("/set")
-async def set_keys(body: SetRequest, svc: Services = Depends(services)) -> Response:
+# /stores bodies carry thousands of floats: parsed by pydantic-core from bytes, answered by orjson.
+_SET_BODY = Body_(SetRequest)
+_KEYS_BODY = Body_(KeysRequest)
+_FIND_BODY = Body_(FindRequest)
+
+
+@router.post("/set", openapi_extra=_SET_BODY.openapi)
+async def set_keys(body: SetRequest = Depends(_SET_BODY.parse), svc: Services = Depends(services)) -> Response:
     store = await svc.stores.get(body.store)
     await asyncio.to_thread(store.set, body.keys, body.values, body.metadata, model=body.model)
     return Response(status_code=200)
 
 
-@router.post("/delete")
-async def delete_keys(body: KeysRequest, svc: Services = Depends(services)) -> Response:
+@router.post("/delete", openapi_extra=_KEYS_BODY.openapi)
+async def delete_keys(body: KeysRequest = Depends(_KEYS_BODY.parse), svc: Services = Depends(services)) -> Response:
     store = await svc.stores.get(body.store)
     await asyncio.to_thread(store.delete, body.keys)
     return Response(status_code=200)
 
 
-@router.post("/get")
-async def get_keys(body: KeysRequest, svc: Services = Depends(services)) -> dict[str, Any]:
+@router.post("/get", response_class=Response, openapi_extra=_KEYS_BODY.openapi)
+async def get_keys(body: KeysRequest = Depends(_KEYS_BODY.parse), svc: Services = Depends(services)) -> Response:
     store = await svc.stores.get(body.store)
     found = await asyncio.to_thread(store.get, body.keys)
-    return _with_metadata({"keys": found.keys, "values": found.values}, found.metadata)
+    return _json(_with_metadata({"keys": found.keys, "values": found.values}, found.metadata))
 
 
-@router.post("/find")
-async def find(body: FindRequest, svc: Services = Depends(services)) -> dict[str, Any]:
+@router.post("/find", response_class=Response, openapi_extra=_FIND_BODY.openapi)
+async def find(body: FindRequest = Depends(_FIND_BODY.parse), svc: Services = Depends(services)) -> Response:
     store = await svc.stores.get(body.store)
     found = await asyncio.to_thread(store.find, body.key, body.topk, model=body.model)
     payload = {"keys": found.keys, "values": found.values, "similarities": found.similarities}
-    return _with_metadata(payload, found.metadata)
+    return _json(_with_metadata(payload, found.metadata))
 
 
 @router.get("")
@@ -76,6 +95,32 @@ async def drop(body: DropRequest, svc: Services = Depends(services)) -> Response
     registry = await svc.stores.registry()
     await asyncio.to_thread(registry.drop, body.name)
     return Response(status_code=200)
+
+
+@router.post("/export")
+async def export(body: ExportRequest | None = None, svc: Services = Depends(services)) -> StreamingResponse:
+    """The store as a gzip JSON Lines backup file (format in `stores.transfer`), streamed."""
+    registry = await svc.stores.registry()
+    return await export_response(registry, body.store if body is not None else None)
+
+
+@router.post("/import")
+async def import_(
+    request: Request, store: str | None = None, replace: bool = False, svc: Services = Depends(services)
+) -> dict[str, Any]:
+    """Load a backup file from the raw body (or a multipart `file`) into `store`, default its own name."""
+    if store is not None:
+        try:
+            visible_store_name(store)
+        except ValueError as exc:
+            raise BadRequest(str(exc), param="store") from None
+    registry = await svc.stores.registry()
+    info = await import_upload(request, registry, name=store, replace=replace)
+    return asdict(info)
+
+
+def _json(payload: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _with_metadata(payload: dict[str, Any], metadata: list[Any]) -> dict[str, Any]:
