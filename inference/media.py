@@ -22,13 +22,14 @@ from pathlib import Path
 class ImageRequest:
     """One images/generations call: ``n`` images of ``width`` x ``height`` pixels.
 
-    ``source`` is an encoded image (PNG/JPEG bytes) for image-to-image; ``steps`` and ``cfg_scale``
-    of None mean the model config's ``step``/``cfg_scale`` or the pipeline's defaults.
+    ``width``/``height`` of None mean the model's native size. ``source`` is an encoded image
+    (PNG/JPEG bytes) for image-to-image; ``steps`` and ``cfg_scale`` of None mean the model
+    config's ``step``/``cfg_scale`` or the pipeline's defaults.
     """
 
     prompt: str
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
     negative_prompt: str | None = None
     n: int = 1
     seed: int | None = None
@@ -82,6 +83,7 @@ class Segment:
     compression_ratio: float = 0.0
     no_speech_prob: float = 0.0
     words: list[Word] | None = None
+    seek: int = 0  # the decoding window's start, in mel frames (OpenAI's verbose_json carries it)
 
 
 @dataclass(frozen=True)
