@@ -17,10 +17,13 @@ from starlette.middleware import Middleware
 
 import webui
 from appliance import __version__
-from appliance.config import Settings
+from appliance.config import Settings, parse_image_size
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
 from appliance.routes import backend, chat, completions, embeddings, models, stores, system, tokenize
+from appliance.routes import images, sound
+from appliance.routes import speech
+from appliance.routes import audio_transcriptions
 from appliance.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -35,12 +38,17 @@ from inference.batching import BatchConfig
 from inference.builtin_models import installed_builtin_models
 from inference.catalog import Catalog
 from inference.embeddings import EmbeddingService
+from inference.generated_files import GeneratedFiles
+from inference.images import ImageLimits, ImageService
 from inference.config import ModelDefaults
 from inference.errors import InferenceError
 from inference.metrics import Metrics
 from inference.registry import BackendRegistry
 from inference.scheduler import ModelScheduler, SchedulerConfig
+from inference.sound import SoundService
+from inference.speech import SpeechService
 from inference.textgen import TextService
+from inference.transcription import TranscriptionService
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +69,11 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         # A watchdog checks often enough to act within a quarter of its timeout.
         watchdog_interval=min([1.0, *(t / 4 for t in checks)]),
     )
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    width, height = parse_image_size(settings.image_max_size)
+    return ImageLimits(max_width=width, max_height=height, max_n=settings.image_max_n)
 
 
 def build_services(settings: Settings, registry: BackendRegistry | None = None) -> Services:
@@ -84,6 +97,7 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         registry=registry,
         scheduler=scheduler,
         text=TextService(scheduler, catalog, settings.models_path, metrics=metrics),
+        speech=SpeechService(scheduler),
         embeddings=EmbeddingService(
             scheduler,
             BatchConfig(
@@ -94,7 +108,14 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
             ),
             truncate=settings.truncate_inputs,
         ),
+        transcription=TranscriptionService(scheduler),
         metrics=metrics,
+        images=ImageService(
+            scheduler,
+            GeneratedFiles(settings.data_path / "generated" / "images", settings.generated_max_age),
+            image_limits(settings),
+        ),
+        sound=SoundService(scheduler),
         stores=StoreAccess(settings.data_path),
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
@@ -131,9 +152,13 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     app.include_router(system.router)
     app.include_router(backend.router)
     app.include_router(stores.router)
+    app.include_router(images.files_router)  # GET /generated-images/{name}, as LocalAI serves them
+    app.include_router(speech.extra_router)  # LocalAI /tts, ElevenLabs /v1/text-to-speech
     # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
     for prefix in ("/v1", ""):
-        for family in (models, chat, completions, embeddings, tokenize):
+        for family in (models, chat, completions, embeddings, tokenize, audio_transcriptions, speech):
+            app.include_router(family.router, prefix=prefix)
+        for family in (images, sound):
             app.include_router(family.router, prefix=prefix)
     if not settings.disable_web_ui:
         webui.mount(app)
@@ -149,12 +174,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await svc.scheduler.start()
     preload = asyncio.create_task(_preload(svc), name="preload")
+    janitor = asyncio.create_task(svc.images.files.keep_clean(), name="generated-files-cleanup")
     try:
         yield
     finally:
         preload.cancel()
+        janitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await preload
+        with contextlib.suppress(asyncio.CancelledError):
+            await janitor
         await svc.embeddings.close()
         await svc.stores.close()
         await svc.scheduler.close()

@@ -274,6 +274,22 @@ class Settings(BaseSettings):
         description="Truncate embedding inputs longer than the model reads (off: refuse them with 400)",
         validation_alias=_env("TRUNCATE_INPUTS"),
     )
+    image_max_size: str = Field(
+        "1024x1024",
+        description="Largest image a request may ask for, as WIDTHxHEIGHT: any shape with at most that many pixels",
+        validation_alias=_env("IMAGE_MAX_SIZE"),
+    )
+    image_max_n: int = Field(
+        4,
+        ge=1,
+        description="Most images one images/generations request may ask for (n)",
+        validation_alias=_env("IMAGE_MAX_N"),
+    )
+    generated_max_age: float = Field(
+        3600.0,
+        description="How long generated images stay downloadable by URL before they are deleted (seconds, or '1h')",
+        validation_alias=_env("GENERATED_MAX_AGE"),
+    )
     builtin_models: bool = Field(
         True,
         description="Offer the models that ship inside installed packages (all-minilm-l6-v2)",
@@ -306,6 +322,16 @@ class Settings(BaseSettings):
     @classmethod
     def _durations(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("generated_max_age", mode="before")
+    @classmethod
+    def _generated_max_age(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("image_max_size")
+    @classmethod
+    def _image_max_size(cls, value: str) -> str:
+        return "x".join(str(side) for side in parse_image_size(value))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -351,6 +377,14 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False  # a hostname may resolve anywhere
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """(width, height) from 'WIDTHxHEIGHT', each side at least 8 pixels."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match or int(match.group(1)) < 8 or int(match.group(2)) < 8:
+        raise ValueError(f"invalid image size {text!r}: use WIDTHxHEIGHT, e.g. '1024x1024'")
+    return int(match.group(1)), int(match.group(2))
 
 
 def parse_address(address: str) -> tuple[str, int]:

@@ -14,10 +14,14 @@ from appliance.config import Settings
 from appliance.stores_access import StoreAccess
 from inference.catalog import Catalog
 from inference.embeddings import EmbeddingService
+from inference.images import ImageService
 from inference.metrics import Metrics
 from inference.registry import BackendRegistry
 from inference.scheduler import ModelScheduler
+from inference.sound import SoundService
+from inference.speech import SpeechService
 from inference.textgen import TextService
+from inference.transcription import TranscriptionService
 
 
 @dataclass
@@ -37,7 +41,11 @@ class Services:
     registry: BackendRegistry
     scheduler: ModelScheduler
     text: TextService
+    speech: SpeechService
     embeddings: EmbeddingService
+    transcription: TranscriptionService
+    images: ImageService
+    sound: SoundService
     stores: StoreAccess
     metrics: Metrics
     readiness: Readiness
