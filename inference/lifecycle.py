@@ -84,8 +84,14 @@ class ModelLifecycle:
     async def start_load(self, entry: CatalogEntry, capability: Capability | None) -> ModelSlot:
         """The slot loading ``entry``: the one under way, or a new one."""
         if self._classes is not None:
-            cls = await asyncio.to_thread(self._classes.backend_class, entry)
-            if capability is not None and capability not in cls.capabilities:
+            classes = self._classes
+            cls = await asyncio.to_thread(classes.backend_class, entry)
+            # An unloaded instance is cheap and may know more than its class (a diffusers folder
+            # holds either an image or an audio pipeline), so it answers before anything loads.
+            if capability is not None and (
+                capability not in cls.capabilities
+                or not await asyncio.to_thread(lambda: classes(entry).supports(capability))
+            ):
                 raise unsupported(entry.name, cls.name, capability)
         slot = self.slots.get(entry.name)  # another request may have started it meanwhile
         if slot is None:

@@ -113,6 +113,24 @@ def test_a_sound_model_makes_no_images(client: TestClient) -> None:
     assert_error(response, 400, code="capability_not_supported")
 
 
+def test_the_wrong_capability_is_refused_before_anything_loads(
+    tmp_path: Path, tiny_audioldm: Path, tiny_stable_diffusion: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny-audioldm").symlink_to(tiny_audioldm, target_is_directory=True)
+    (models / "tiny-sd").symlink_to(tiny_stable_diffusion, target_is_directory=True)
+    write(models / "sound.yaml", CONFIGS)
+    settings = Settings(models_path=models, data_path=tmp_path / "data", builtin_models=False)
+    with TestClient(create_app(settings)) as fresh:
+        images = fresh.post("/v1/images/generations", json={"model": MODEL, "prompt": "a bell", "size": "32x32"})
+        assert_error(images, 400, code="capability_not_supported")
+        sound = fresh.post("/v1/sound-generation", json={"model_id": "tiny-image", "text": "a bell"})
+        assert_error(sound, 400, code="capability_not_supported")
+        stats = fresh.app.state.services.scheduler.stats()
+        assert dict(stats.loads) == {} and stats.loaded == 0
+
+
 def test_a_loose_audioldm_folder_is_a_sound_model(tiny_audioldm: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
