@@ -95,9 +95,7 @@ class ImageService:
         self.check(request)
         async with self.scheduler.lease(model, Capability.IMAGE) as lease:
             backend = lease.backend
-            async for images in lease.stream(lambda cancel: [backend.generate_images(request, cancel)]):
-                return images
-        raise RuntimeError("the image generation ended without a result")  # pragma: no cover
+            return await lease.run_cancellable(lambda cancel: backend.generate_images(request, cancel))
 
     async def save(self, images: GeneratedImages) -> list[str]:
         """Keep the PNGs for URL responses; returns their file names."""

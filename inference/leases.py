@@ -9,6 +9,7 @@ when the request's ``async with`` exits, and expires it when the busy watchdog f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
@@ -62,6 +63,18 @@ class Lease:
             return future.result()
         future.cancel()  # the thread cannot be stopped; its result is dropped
         raise self._timeout()
+
+    async def run_cancellable(self, fn: Callable[[threading.Event], R]) -> R:
+        """``fn(cancel)`` on the model's thread, for one long call that checks ``cancel`` as it goes.
+
+        ``cancel`` is set when the caller goes away or the lease expires, as for ``stream``; the
+        result is ``fn``'s return value, its exception is re-raised here.
+        """
+        items = self.stream(lambda cancel: (fn(cancel),))
+        async with contextlib.aclosing(items):
+            async for result in items:
+                return result
+        raise RuntimeError("the model's thread ended the call without a result")  # pragma: no cover
 
     async def stream(self, produce: Callable[[threading.Event], Iterable[T]]) -> AsyncIterator[T]:
         """Iterate ``produce(cancel)`` on the model's thread and yield its items here, in order.

@@ -44,6 +44,4 @@ class SoundService:
         self.check(request)
         async with self.scheduler.lease(model, Capability.SOUND) as lease:
             backend = lease.backend
-            async for clip in lease.stream(lambda cancel: [backend.generate_sound(request, cancel)]):
-                return clip
-        raise RuntimeError("the sound generation ended without a result")  # pragma: no cover
+            return await lease.run_cancellable(lambda cancel: backend.generate_sound(request, cancel))

@@ -173,6 +173,34 @@ def test_a_consumer_that_stops_early_stops_the_producer(models_path, write_yaml,
     assert broke.produced <= 5 + STREAM_BUFFER + 2, "the producer stopped soon after the consumer left"
 
 
+def test_run_cancellable_returns_the_result_and_a_cancelled_caller_sets_the_event(models_path, write_yaml, recorder):
+    scheduler = make_scheduler(models_path, write_yaml, [fake("a")])
+    started, seen = threading.Event(), threading.Event()
+
+    def long_call(cancel: threading.Event) -> str:
+        started.set()
+        while not cancel.wait(0.01):
+            pass
+        seen.set()
+        return "stopped"
+
+    async def scenario():
+        async with scheduler.lease("a") as lease:
+            name = await lease.run_cancellable(lambda cancel: current_thread())
+            with pytest.raises(KeyError, match="boom"):
+                await lease.run_cancellable(lambda cancel: {}["boom"])
+            task = asyncio.create_task(lease.run_cancellable(long_call))
+            await eventually(started.is_set)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await eventually(seen.is_set)
+        await scheduler.close()
+        return name
+
+    assert asyncio.run(scenario()).startswith("model-a")
+    assert seen.is_set(), "the call saw its cancel event once the caller went away"
+
+
 def test_a_producer_that_ignores_cancel_is_stopped_at_its_next_item(models_path, write_yaml, recorder):
     scheduler = make_scheduler(models_path, write_yaml, [fake("a")])
     produced = []
