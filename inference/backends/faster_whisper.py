@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -229,23 +230,47 @@ class FasterWhisperBackend(Backend):
 
 
 def _decode(path: Path, sampling_rate: int) -> Any:
-    """The file's audio as 16 kHz mono float32, decoded by PyAV; InvalidRequest when it holds none.
+    """The file's audio as mono float32 at ``sampling_rate``, decoded by PyAV in this process.
 
-    Messages name the problem, never the file's path.
+    faster-whisper's own ``decode_audio`` ends with a full ``gc.collect()`` to free its resampler
+    early; in a server holding torch and other models that pass costs 50-200 ms per request, so we
+    decode here and leave the resampler to the collector's own schedule. Frames PyAV cannot decode
+    are skipped as faster-whisper skips them. Messages name the problem, never the file's path.
     """
     import av
-    from faster_whisper import decode_audio
+    import numpy as np
 
+    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
+    pieces: list[Any] = []
     try:
-        audio = decode_audio(str(path), sampling_rate=sampling_rate)
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise InvalidRequest("the file is not a decodable audio file: it holds no audio stream", param="file")
+            for frame in _decoded_frames(container, av):
+                for out in resampler.resample(frame):
+                    pieces.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):  # flush what the resampler still holds
+                pieces.append(out.to_ndarray().reshape(-1))
     except av.error.FFmpegError as exc:
         reason = (exc.strerror or type(exc).__name__).rstrip(".")
         raise InvalidRequest(f"the file is not a decodable audio file: {reason}", param="file") from None
-    except IndexError:  # PyAV opened a container that has no audio stream (an image, a text file)
-        raise InvalidRequest("the file is not a decodable audio file: it holds no audio stream", param="file") from None
-    if audio.size == 0:
+    samples = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int16)
+    if samples.size == 0:
         raise InvalidRequest("the file holds no audio samples", param="file")
-    return audio
+    return samples.astype(np.float32) / 32768.0
+
+
+def _decoded_frames(container: Any, av: Any) -> Iterator[Any]:
+    """The first audio stream's frames; a frame FFmpeg rejects mid-stream is skipped, not fatal."""
+    frames = container.decode(audio=0)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+        yield frame
 
 
 def _segment(index: int, piece: Any) -> Segment:

@@ -3,6 +3,7 @@ checks and the memory estimate."""
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,33 @@ def test_no_model_named_is_a_config_error(tmp_path: Path) -> None:
     backend = FasterWhisperBackend(ModelConfig(name="w", backend="whisper"), tmp_path)
     with pytest.raises(InvalidModelConfig, match="parameters.model is not set"):
         backend.folder()
+
+
+@pytest.mark.parametrize("container", ["wav-stereo-22k", "mp3-mono-22k"])
+def test_our_decoder_matches_faster_whisper_s_sample_for_sample(tmp_path: Path, container: str) -> None:
+    """We decode without faster-whisper's per-request gc.collect(); the samples must not change."""
+    av = pytest.importorskip("av")
+    np = pytest.importorskip("numpy")
+    decode_audio = pytest.importorskip("faster_whisper").decode_audio
+
+    from inference.backends.faster_whisper import _decode
+
+    rate = 22050
+    tone = (np.sin(2 * np.pi * 440 * np.arange(rate * 2) / rate) * 12000).astype(np.int16)
+    path = tmp_path / ("clip.wav" if container.startswith("wav") else "clip.mp3")
+    if container.startswith("wav"):
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes(np.repeat(tone, 2).tobytes())
+    else:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("mp3", rate=rate)
+            frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = rate
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+    ours, theirs = _decode(path, 16000), decode_audio(str(path), sampling_rate=16000)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape and len(ours) > 16000
+    np.testing.assert_array_equal(ours, theirs)
