@@ -5,7 +5,8 @@ Deleted ids stay in the graph (they still route searches) but are excluded from 
 to its internal ids. Tombstones are checkpointed as a raw int64 file whose sha256 and size the
 sidecar carries; the store compacts (rebuilds without them) once ``CompactionPolicy`` says so.
 Small stores and ``topk >= live entries`` are answered by an exact scan of the graph's flat storage,
-so such answers are complete and exact rather than approximate.
+so such answers are complete and exact rather than approximate. ``ef_search`` is the option when
+given, else the store's measured ``Tuning``, else a conservative value until one is measured.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 
 from stores.checkpoint import Checkpoint
 from stores.index import CompactionPolicy, SearchResult, VectorIndex, search_faiss
-from stores.index_options import HnswOptions
+from stores.index_options import HNSW_SAFE_EF_SEARCH, HnswOptions
+from stores.index_tuning import HNSW_EF_LADDER
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -58,6 +60,13 @@ class HnswIndex(VectorIndex[HnswOptions]):
     def dead_count(self) -> int:
         return len(self._dead)
 
+    @property
+    def ef_search(self) -> int:
+        """The candidate list searches use now (a query of ``topk`` uses at least ``topk``)."""
+        if self.options.ef_search is not None:
+            return self.options.ef_search
+        return self.tuning.value if self.tuning is not None else HNSW_SAFE_EF_SEARCH
+
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Tombstone ids. An id above ``max_id`` was never added and is ignored; the store removes
         only rows it added, so every other id is present."""
@@ -75,27 +84,55 @@ class HnswIndex(VectorIndex[HnswOptions]):
 
     def _search_unit(self, unit: NDArray[np.float32], k: int) -> SearchResult:
         if k >= self.count or self.count < self.exact_below:
-            return self._scan(unit, k)
-        params = faiss.SearchParametersHNSW(efSearch=self.options.ef_for(k))
-        if self._dead:
-            params.sel = self._dead_selector()
-        ids, sims = search_faiss(self._index, unit, k, params)
+            return self._scan_one(unit, k)
+        ids, sims = search_faiss(self._index, unit, k, self._params(max(self.ef_search, k)))
         if len(ids) < k:  # tombstones starved the candidate list: answer completely instead
-            return self._scan(unit, k)
+            return self._scan_one(unit, k)
         return ids, sims
 
-    def _scan(self, unit: NDArray[np.float32], k: int) -> SearchResult:
-        """Exact top ``k`` over the graph's flat storage, over-fetching past the tombstones."""
+    def _params(self, ef: int) -> Any:
+        params = faiss.SearchParametersHNSW(efSearch=ef)
+        if self._dead:
+            params.sel = self._dead_selector()
+        return params
+
+    def _scan_one(self, unit: NDArray[np.float32], k: int) -> SearchResult:
+        sims, ids = self.exact_batch(unit, k)
+        keep = ids[0] >= 0
+        return ids[0][keep], sims[0][keep]
+
+    # -- recall tuning (stores.index_tuning.Tunable) -------------------------------------------
+
+    def tuning_ladder(self) -> tuple[int, ...]:
+        return HNSW_EF_LADDER
+
+    def sample_keys(self, n: int, rng: np.random.Generator) -> NDArray[np.float32]:
+        total = int(self._index.ntotal)
+        order = rng.permutation(total)
+        if self._dead:
+            order = order[~np.isin(self._id_map()[order], self._dead_ids())]
+        storage = faiss.downcast_index(self._graph.storage)
+        keys = faiss.rev_swig_ptr(storage.get_xb(), total * self.dimension).reshape(total, self.dimension)
+        return np.array(keys[order[:n]], dtype=np.float32)
+
+    def exact_batch(self, unit: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Exact top ``k`` per row over the graph's flat storage, over-fetching past the tombstones."""
         storage = faiss.downcast_index(self._graph.storage)
         fetch = min(int(storage.ntotal), k + len(self._dead))
         sims, internal = storage.search(unit, fetch)
-        keep = internal[0] >= 0
-        id_map = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.ntotal)
-        ids, sims = id_map[internal[0][keep]].astype(np.int64), sims[0][keep]
-        if self._dead:
-            live = ~np.isin(ids, self._dead_ids())
-            ids, sims = ids[live], sims[live]
-        return ids[:k], sims[:k]
+        ids = np.where(internal >= 0, self._id_map()[np.maximum(internal, 0)], -1).astype(np.int64)
+        if self._dead:  # move tombstoned entries behind the live ones, keeping the order
+            gone = np.isin(ids, self._dead_ids())
+            ids[gone] = -1
+            order = np.argsort(ids < 0, axis=1, kind="stable")
+            ids, sims = np.take_along_axis(ids, order, axis=1), np.take_along_axis(sims, order, axis=1)
+        return sims[:, :k], ids[:, :k]
+
+    def approximate_batch(self, unit: NDArray[np.float32], k: int, value: int) -> NDArray[np.int64]:
+        return self._index.search(unit, k, params=self._params(max(value, k)))[1]
+
+    def _id_map(self) -> NDArray[np.int64]:
+        return faiss.rev_swig_ptr(self._index.id_map.data(), self._index.ntotal)
 
     def _dead_ids(self) -> NDArray[np.int64]:
         if self._dead_sorted is None:

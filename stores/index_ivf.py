@@ -4,7 +4,8 @@ k-means needs data, so a new ivf store starts as an exact flat index; once it ho
 store rebuilds it in the background (``needs_rebuild``), training the cells on a sample of its rows
 (``training_rows``) and adding every row. ``IndexIVFFlat`` removes ids in place, so deletes need no
 tombstones. Small stores, ``topk >= live entries`` and short answers are served by probing every
-cell, which with flat (uncompressed) lists is an exact scan.
+cell, which with flat (uncompressed) lists is an exact scan. ``nprobe`` is the option when given,
+else the store's measured ``Tuning``, else a conservative fraction of the cells until one is measured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from stores.checkpoint import Checkpoint
 from stores.index import CompactionPolicy, SearchResult, VectorIndex, flat_index, is_flat_index, normalise, search_faiss
 from stores.index_options import IvfOptions
+from stores.index_tuning import ivf_nprobe_ladder
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -51,6 +53,16 @@ class IvfIndex(VectorIndex[IvfOptions]):
     def count(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def nprobe(self) -> int | None:
+        """The cells a search probes now; None until trained."""
+        if not self.trained:
+            return None
+        nlist = int(self._index.nlist)
+        if self.options.nprobe is None and self.tuning is not None:
+            return max(1, min(self.tuning.value, nlist))
+        return self.options.safe_nprobe(nlist)
+
     def remove(self, ids: NDArray[np.int64]) -> int:
         if len(ids) == 0:
             return 0
@@ -83,13 +95,40 @@ class IvfIndex(VectorIndex[IvfOptions]):
         nlist = int(self._index.nlist)
         if k >= self.count or self.count < self.exact_below:
             return self._probe(unit, k, nlist)
-        ids, sims = self._probe(unit, k, self.options.nprobe_for(nlist))
+        ids, sims = self._probe(unit, k, self.nprobe or nlist)
         if len(ids) < k:  # the probed cells held fewer than k rows
             return self._probe(unit, k, nlist)
         return ids, sims
 
     def _probe(self, unit: NDArray[np.float32], k: int, nprobe: int) -> SearchResult:
         return search_faiss(self._index, unit, k, faiss.SearchParametersIVF(nprobe=nprobe))
+
+    # -- recall tuning (stores.index_tuning.Tunable; trained only) --------------------------------
+
+    def tuning_ladder(self) -> list[int]:
+        return ivf_nprobe_ladder(int(self._index.nlist))
+
+    def sample_keys(self, n: int, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Keys read from the inverted lists (flat codes are the float32 keys themselves)."""
+        invlists = self._index.invlists
+        sizes = np.array([invlists.list_size(i) for i in range(int(self._index.nlist))], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        picks = rng.choice(int(starts[-1]), size=min(n, int(starts[-1])), replace=False)
+        cells = np.searchsorted(starts, picks, side="right") - 1
+        code_size = int(invlists.code_size)
+        out = np.empty((len(picks), self.dimension), dtype=np.float32)
+        for row, (cell, offset) in enumerate(zip(cells.tolist(), (picks - starts[cells]).tolist())):
+            code = invlists.get_single_code(cell, offset)
+            out[row] = np.frombuffer(faiss.rev_swig_ptr(code, code_size).tobytes(), dtype="<f4")
+            invlists.release_codes(cell, code)
+        return out
+
+    def exact_batch(self, unit: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        sims, ids = self._index.search(unit, k, params=faiss.SearchParametersIVF(nprobe=int(self._index.nlist)))
+        return sims, ids
+
+    def approximate_batch(self, unit: NDArray[np.float32], k: int, value: int) -> NDArray[np.int64]:
+        return self._index.search(unit, k, params=faiss.SearchParametersIVF(nprobe=value))[1]
 
     # -- checkpoint -------------------------------------------------------------------------
 

@@ -7,38 +7,60 @@ gave, and the defaults below fill in the rest each time the store opens.
 Kinds (cosine similarity on L2-normalised float32 keys in every case):
 
 - ``exact`` (default): FAISS ``IndexFlatIP``, a brute-force scan. No options. Always right.
-- ``hnsw``: FAISS ``IndexHNSWFlat``, a navigable small-world graph.
-  ``m`` (links per node, default 32), ``ef_construction`` (candidate list while inserting, default
-  100), ``ef_search`` (candidate list while searching, default 2048; a query uses
-  ``max(ef_search, topk)``). Deletes are tombstones filtered at search time, compacted away by a
-  background rebuild once the store's ``CompactionPolicy`` says so.
+- ``hnsw``: FAISS ``IndexHNSWFlat``, a navigable small-world graph. ``m`` (links per node,
+  default 32), ``ef_construction`` (candidate list while inserting, default 100), and either
+  ``ef_search`` (candidate list while searching, fixed; a query uses ``max(ef_search, topk)``) or
+  ``target_recall`` (default 0.95: ``ef_search`` is tuned on the store's own keys). Deletes are
+  tombstones filtered at search time, compacted away by a background rebuild once the store's
+  ``CompactionPolicy`` says so.
 - ``ivf``: FAISS ``IndexIVFFlat``, k-means cells probed nearest first. The store stays exact
   until it holds ``train_threshold`` rows (default 20000, or 39 x ``nlist`` when only ``nlist``
   is given), then trains on its rows in the background and switches. ``nlist`` (cells; default
-  ``4 * sqrt(rows at training)``, at most rows/39 so each cell has training rows), ``nprobe``
-  (cells searched per query; default ``ceil(0.9 * nlist)``).
+  ``4 * sqrt(rows at training)``, at most rows/39 so each cell has training rows), and either
+  ``nprobe`` (cells searched per query, fixed) or ``target_recall`` (default 0.95: ``nprobe`` is
+  tuned on the store's own keys).
 
-Why these defaults: random gaussian keys have no cluster or manifold structure, the worst case
-for any approximate index, and the defaults keep recall@10 >= 0.95 even there. Measured with FAISS
-1.15 on random gaussian 384-d keys, 100k rows, single queries, 2 shared CPU cores, recall@10
-against brute force over 200 queries:
+Tuning (``stores.index_tuning``): the smallest ``ef_search`` on 16, 32, ... 4096 (``nprobe`` on 1,
+2, 4, ... ``nlist``) whose recall@10, measured on 100 synthetic queries drawn around the store's
+own keys against an exact scan, reaches ``target_recall`` + 0.01; the top of the ladder when none
+does. It runs in the background when the index leaves its exact-scan regime (1000 live entries),
+whenever the live count has doubled since, and after every rebuild (compaction, ivf training,
+an open without a usable checkpoint); the result (``VectorStore.index_state().tuned``, ``tuned``
+in ``GET /stores``) is kept in the checkpoint. Until the first one finishes a search uses the safe
+values below, which hold recall@10 >= 0.95 even on random keys. Tuning targets topk=10: a larger
+topk widens hnsw's list to at least topk, but recall@100 at a value tuned for @10 may be lower.
 
-- hnsw, m=32: ef_construction=64 reaches 0.605 at ef_search=512, 0.943 at 2048, 0.978 at 3072;
-  ef_construction=100: 0.875 at 1024, 0.945 at 1536, 0.973 at 2048 (chosen), 0.983 at 2560;
-  ef_construction=200: 0.960 at 1536, 0.987 at 2048, but inserts 2-3x slower.
-- ivf, nlist=1265: 0.32 at nprobe=10% of nlist, 0.82 at 50%, 0.94 at 70%, 0.969 at 80%, 0.982 at
-  85%, 0.991 at 90% (chosen). Fewer cells need more: trained at 20k rows (512 cells) 85% gave
-  0.955-0.973, trained at 2k rows (51 cells) 0.959, 90% gave 0.976-0.984.
-- Through ``VectorStore`` (1000-row sets, then 200 finds of topk=10): exact p50 15.2 ms, recall 1;
-  ivf (trained at 20k rows in the background while the rest streamed in) ingest 3.9 s like exact's
-  3.2 s, p50 7.1 ms, recall 0.975; hnsw ingest 139 s (graph inserts), p50 15.6 ms, recall 0.968.
-  numpy brute force: 7 ms.
+Measured with FAISS 1.15 on 100k x 384 keys, 2 shared CPU cores, through ``VectorStore`` (sets of
+1000 rows, then 200 finds of topk=10 with fresh queries from the same distribution, recall@10
+against numpy brute force). "gaussian" is N(0, 1) noise, the worst case: no cluster or manifold
+structure. "clustered" is ``tests/bench/stores.py``'s: 1024 clusters in a 48-d latent space
+projected to 384-d plus noise, as real sentence embeddings have.
 
-So on random data hnsw buys nothing at this recall and ivf little. Real embeddings are clustered,
-and there both shine: on synthetic clustered keys (1000 gaussian centres, 100k x 384) hnsw
-(ef_construction=100) built in 17 s and reached recall 1.0 at ef_search=64 in 0.16 ms, ivf (512
-cells) 1.0 at nprobe=2% in 0.17 ms. Measure recall against an ``exact`` store on your own data,
-then lower ``ef_search`` or ``nprobe`` until it drops.
+  data       kind   ingest  tuned value        recall@10   p50 find
+  gaussian   exact   4.3 s  -                  1.000       5.9 ms (48 ms before finds ran FAISS
+                                                                   on one OpenMP thread)
+  gaussian   hnsw    152 s  ef_search 2048     0.975      15.7 ms
+  gaussian   ivf    10.4 s  nprobe 512 of 512  1.000       7.2 ms
+  clustered  exact   4.2 s  -                  1.000       6.4 ms
+  clustered  hnsw     44 s  ef_search 16       0.992       0.33 ms
+  clustered  ivf    10.9 s  nprobe 1-2 of 512  0.964-0.976 0.24-0.31 ms
+
+(The tuning itself took 1-3 s per run at 100k, in the background. ivf's ingest includes training
+at 20k rows; its nprobe depends on the row count at the last tuning.) The trade-off, the same
+stores with the value overridden (recall / p50):
+
+- clustered hnsw: ef_search 16: 0.991 / 0.32 ms, 32: 1.0 / 0.37 ms, 64: 1.0 / 0.44 ms.
+- clustered ivf: nprobe 1: 0.964 / 0.24 ms, 2: 0.976 / 0.26, 4: 0.983 / 0.29, 16: 0.995 / 0.46,
+  64: 1.0 / 1.05 ms.
+- gaussian hnsw: ef_search 256: 0.471 / 3.3 ms, 512: 0.693 / 5.5, 1024: 0.873 / 9.8, 2048: 0.969 /
+  16.0, 4096: 0.999 / 24.8 ms.
+- gaussian ivf: nprobe 64: 0.328 / 1.2 ms, 128: 0.51 / 2.3, 256: 0.751 / 4.5, 512 (all): 1.0 / 7.9 ms.
+
+So on clustered keys tuning makes both approximate kinds about 20x faster than exact at recall
+>= 0.95, while on random keys it finds nothing cheaper than a full scan (hnsw is slower than exact
+there): choose ``exact`` for such data. ``ef_construction`` (fixed at create) bounds what tuning
+can reach on hard data: on gaussian keys 64 needs ef_search over 2048 for 0.95, 200 gets there at
+1536 but inserts 2-3x slower.
 """
 
 from __future__ import annotations
@@ -46,6 +68,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from stores.errors import InvalidInput
 
@@ -53,9 +76,12 @@ INDEX_KINDS = ("exact", "hnsw", "ivf")
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 100
-HNSW_EF_SEARCH = 2048
+# Used until the first tuning has measured the store's own data (and when ``target_recall`` is not
+# met anywhere on the ladder): recall@10 >= 0.95 even on random data.
+HNSW_SAFE_EF_SEARCH = 2048
+IVF_SAFE_NPROBE_FRACTION = 0.9
+TARGET_RECALL = 0.95
 IVF_TRAIN_THRESHOLD = 20_000
-IVF_NPROBE_FRACTION = 0.9
 IVF_MIN_ROWS_PER_CELL = 39  # FAISS's k-means warns (and clusters poorly) below this
 
 
@@ -68,18 +94,16 @@ class ExactOptions:
 class HnswOptions:
     m: int = HNSW_M
     ef_construction: int = HNSW_EF_CONSTRUCTION
-    ef_search: int = HNSW_EF_SEARCH
-
-    def ef_for(self, topk: int) -> int:
-        """A search needs at least ``topk`` candidates to be able to return ``topk`` results."""
-        return max(self.ef_search, topk)
+    ef_search: int | None = None  # None: tuned to ``target_recall`` on the store's own data
+    target_recall: float = TARGET_RECALL
 
 
 @dataclass(frozen=True)
 class IvfOptions:
     nlist: int | None = None
-    nprobe: int | None = None
+    nprobe: int | None = None  # None: tuned to ``target_recall`` on the store's own data
     train_threshold: int = IVF_TRAIN_THRESHOLD
+    target_recall: float = TARGET_RECALL
 
     def nlist_for(self, rows: int) -> int:
         """Cells for training on ``rows`` rows: the option, else ~4*sqrt(rows), at most rows/39."""
@@ -87,8 +111,9 @@ class IvfOptions:
             return self.nlist
         return max(1, min(round(4 * math.sqrt(rows)), rows // IVF_MIN_ROWS_PER_CELL))
 
-    def nprobe_for(self, nlist: int) -> int:
-        wanted = self.nprobe if self.nprobe is not None else math.ceil(IVF_NPROBE_FRACTION * nlist)
+    def safe_nprobe(self, nlist: int) -> int:
+        """The given ``nprobe``, else the conservative fraction used until a tuning has run."""
+        wanted = self.nprobe if self.nprobe is not None else math.ceil(IVF_SAFE_NPROBE_FRACTION * nlist)
         return max(1, min(wanted, nlist))
 
 
@@ -100,6 +125,8 @@ _LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "hnsw": {"m": (2, 256), "ef_construction": (1, 65_536), "ef_search": (1, 65_536)},
     "ivf": {"nlist": (1, 1 << 20), "nprobe": (1, 1 << 20), "train_threshold": (1, 1 << 40)},
 }
+# The search parameter ``target_recall`` tunes, per kind; giving it fixes the parameter instead.
+TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe"}
 
 
 def parse_index_options(kind: str, raw: Mapping[str, object] | None) -> IndexOptions:
@@ -111,13 +138,17 @@ def parse_index_options(kind: str, raw: Mapping[str, object] | None) -> IndexOpt
     if not isinstance(raw, Mapping):
         raise InvalidInput("index_options must be a JSON object", param="index_options")
     limits = _LIMITS[kind]
-    values: dict[str, int] = {}
+    known = sorted([*limits, "target_recall"] if kind in TUNED_PARAMETER else limits)
+    values: dict[str, Any] = {}
     for name, value in raw.items():
-        if name not in limits:
-            known = ", ".join(sorted(limits)) or "none"
+        if name not in known:
             raise InvalidInput(
-                f"unknown index option {name!r} for index {kind!r} (known: {known})", param=f"index_options.{name}"
+                f"unknown index option {name!r} for index {kind!r} (known: {', '.join(known) or 'none'})",
+                param=f"index_options.{name}",
             )
+        if name == "target_recall":
+            values[name] = _target_recall(value, TUNED_PARAMETER[kind], raw)
+            continue
         low, high = limits[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInput(
@@ -132,7 +163,21 @@ def parse_index_options(kind: str, raw: Mapping[str, object] | None) -> IndexOpt
     return ExactOptions()
 
 
-def _ivf_options(values: dict[str, int]) -> IvfOptions:
+def _target_recall(value: object, tuned: str, raw: Mapping[str, object]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise InvalidInput(
+            f"index option 'target_recall' must be a number in (0, 1], got {value!r}",
+            param="index_options.target_recall",
+        )
+    if tuned in raw:
+        raise InvalidInput(
+            f"give either {tuned!r} (fixed) or 'target_recall' (tunes {tuned} on the store's data), not both",
+            param="index_options.target_recall",
+        )
+    return float(value)
+
+
+def _ivf_options(values: dict[str, Any]) -> IvfOptions:
     nlist, nprobe = values.get("nlist"), values.get("nprobe")
     if nlist is not None and nprobe is not None and nprobe > nlist:
         raise InvalidInput(f"nprobe ({nprobe}) must not exceed nlist ({nlist})", param="index_options.nprobe")

@@ -45,6 +45,9 @@ class StoreInfo:
     embedding_model: str | None
     embedding_dimension: int | None
     created_at: str
+    # the approximate index's measured ef_search/nprobe (see ``IndexState.tuned``); only for a store
+    # open in this process, None otherwise and before the first tuning
+    tuned: dict[str, Any] | None = None
 
 
 class StoreRegistry:
@@ -235,7 +238,9 @@ class StoreRegistry:
         infos = []
         for row in db.reader().execute(query, args):
             options = json.loads(row[5]) if row[5] else None
-            infos.append(StoreInfo(*row[:5], options, *row[6:]))
+            store = self._stores.get(row[0])
+            tuned = store.index_state().tuned if store is not None and row[4] != "exact" else None
+            infos.append(StoreInfo(*row[:5], options, *row[6:], tuned=tuned))
         return infos
 
     def _require_db(self) -> StoreDatabase:

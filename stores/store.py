@@ -11,6 +11,11 @@ snapshot at seq S outside every lock, build a fresh index from it while finds ke
 one, catch up on writes after S (rows with ids above the fresh index's ``max_id``, deletes logged
 after S), and swap under the write lock. While one runs, checkpoints prune the delete log only up
 to S, so the deletes it still has to apply cannot vanish.
+
+Approximate indexes tuned by ``target_recall`` are measured (``stores.index_tuning``): a rebuild
+tunes its fresh index before the swap, and a background thread tunes the live one when it leaves
+the exact-scan regime, when the live count has doubled since, and after an open that had to
+rebuild. That thread holds ``_index_lock`` per batch of queries only.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import numbers
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +40,7 @@ from stores.index import CompactionPolicy, ExactIndex, VectorIndex, normalise
 from stores.index_hnsw import HnswIndex
 from stores.index_ivf import IvfIndex
 from stores.index_options import parse_index_options
+from stores.index_tuning import BackgroundTuner
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,10 @@ class IndexState:
     tombstones: int  # deleted entries still held until the next compaction (HNSW only)
     approximate: bool  # False for exact, and for an ivf store not yet trained
     rebuilding: bool
+    # the measured ef_search/nprobe: {"ef_search": 64, "recall": 0.98, "target_recall": 0.95,
+    # "at_count": 100000}; None before the first tuning or when the options fix the parameter
+    tuned: dict[str, Any] | None = None
+    tuning: bool = False  # a background tuning is measuring now
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class VectorStore:
         self._rebuild_lock = threading.Lock()  # one rebuild at a time
         self._thread_mutex = threading.Lock()  # guards _rebuild_thread
         self._rebuild_thread: threading.Thread | None = None
+        self._tuner = BackgroundTuner(lambda: self.name, self._index_lock, lambda: self._index, lambda: self._closing)
         self._rebuild_floor: int | None = None  # set while a rebuild needs the deletes logged after it
         self._generation = 0  # bumped when the index is dropped (store emptied): stale rebuilds are discarded
         self._closing = False
@@ -116,6 +128,7 @@ class VectorStore:
         self._index: VectorIndex[Any] | None = None
         self._load_index()
         self._maybe_rebuild()  # e.g. an ivf store that reached its threshold just before a crash
+        self._maybe_tune()
 
     @property
     def dimension(self) -> int | None:
@@ -143,8 +156,11 @@ class VectorStore:
         with self._index_lock:
             index = self._index
             if index is None:
-                return IndexState(self.index_kind, 0, 0, False, self.rebuilding)
-            return IndexState(index.kind, index.count, index.dead_count, index.approximate, self.rebuilding)
+                return IndexState(self.index_kind, 0, 0, False, self.rebuilding, tuning=self.tuning)
+            tuned = index.tuning.as_dict() if index.tuning is not None else None
+            return IndexState(
+                index.kind, index.count, index.dead_count, index.approximate, self.rebuilding, tuned, self.tuning
+            )
 
     def count(self) -> int:
         return int(self.db.reader().execute("SELECT count(*) FROM rows WHERE store_id = ?", (self.id,)).fetchone()[0])
@@ -233,6 +249,7 @@ class VectorStore:
         if due:
             self.checkpoint()
         self._maybe_rebuild()
+        self._maybe_tune()
 
     def delete(self, keys: Sequence[Vector]) -> None:
         """Remove the given keys; absent keys are ignored. Emptying the store unsets its dimension."""
@@ -370,17 +387,27 @@ class VectorStore:
         return self._rebuild()
 
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
-        """Wait for a background rebuild (compaction, IVF training); True when none is running."""
+        """Wait for background index work: a rebuild (compaction, IVF training), then a recall
+        tuning (one a rebuild starts included). True when neither is running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         thread = self._rebuild_thread
         if thread is not None:
             thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        self._tuner.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.rebuilding and not self.tuning
 
     @property
     def rebuilding(self) -> bool:
         thread = self._rebuild_thread
         return thread is not None and thread.is_alive()
+
+    @property
+    def tuning(self) -> bool:
+        return self._tuner.running
+
+    def _maybe_tune(self) -> None:
+        rebuilder = self._rebuild_thread  # a rebuild tunes what it builds; its own thread may start one after
+        self._tuner.maybe_start(rebuilding=self.rebuilding and threading.current_thread() is not rebuilder)
 
     def _maybe_rebuild(self) -> None:
         """Start a background rebuild when the index asks for one and none is running."""
@@ -411,6 +438,8 @@ class VectorStore:
                 self._rebuild_floor = since = self._last_seq()
             try:
                 fresh, since = self._build_at(since, dimension)
+                if fresh.needs_tuning() and not self._tuner.measure(fresh, live=False):
+                    raise _RebuildAborted
                 since, _ = self._catch_up(fresh, since)  # most of what landed meanwhile, outside the lock
                 with self._write_lock:
                     if self._generation != generation or self._index is None:
@@ -427,6 +456,7 @@ class VectorStore:
         )
         if not self._closing:
             self.checkpoint()
+        self._maybe_tune()  # the fresh index is tuned unless it doubled while catching up
         return True
 
     def _build_at(self, floor: int, dimension: int) -> tuple[VectorIndex[Any], int]:

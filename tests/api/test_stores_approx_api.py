@@ -1,9 +1,11 @@
-"""Approximate stores through HTTP: create with a kind and options, the kind in GET /stores,
-bad options refused with 400, and LocalAI's find/delete semantics on hnsw and ivf stores."""
+"""Approximate stores through HTTP: create with a kind and options, the kind (and the tuned search
+setting) in GET /stores, bad options refused with 400, and LocalAI's find/delete semantics on hnsw
+and ivf stores."""
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -51,11 +53,37 @@ def test_create_with_a_kind_and_options_shows_in_the_list(client: TestClient) ->
         ({"index": "ivf", "index_options": {"nlist": "auto"}}, "index_options.nlist", "nlist"),
         ({"index": "ivf", "index_options": {"nlist": 16, "nprobe": 32}}, "index_options.nprobe", "nprobe"),
         ({"index": "exact", "index_options": {"nprobe": 4}}, "index_options.nprobe", "nprobe"),
+        ({"index": "hnsw", "index_options": {"target_recall": 1.5}}, "index_options.target_recall", "(0, 1]"),
+        ({"index": "ivf", "index_options": {"target_recall": 0}}, "index_options.target_recall", "(0, 1]"),
+        (
+            {"index": "ivf", "index_options": {"nprobe": 4, "target_recall": 0.9}},
+            "index_options.target_recall",
+            "not both",
+        ),
     ],
 )
 def test_bad_index_options_are_400(client: TestClient, body: dict, param: str, contains: str) -> None:
     assert_error(client.post("/stores/create", json={"name": "bad", **body}), 400, param=param, contains=contains)
     assert "bad" not in {s["name"] for s in client.get("/stores").json()["stores"]}
+
+
+def test_the_tuned_search_setting_shows_in_the_list(client: TestClient) -> None:
+    post(client, "/stores/create", name="t", index="hnsw", index_options={"target_recall": 0.9})
+    post(client, "/stores/create", name="fixed", index="hnsw", index_options={"ef_search": 64})
+    keys = gaussian_keys(1200, 8, seed=5)
+    for name in ("t", "fixed"):
+        post(client, "/stores/set", store=name, keys=keys, values=[str(i) for i in range(len(keys))])
+    deadline = time.monotonic() + 30
+    while True:  # measured in the background once the store leaves its exact-scan regime
+        listed = {s["name"]: s for s in client.get("/stores").json()["stores"]}
+        if listed["t"]["tuned"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    tuned = listed["t"]["tuned"]
+    assert listed["t"]["index_options"] == {"target_recall": 0.9}
+    assert set(tuned) == {"ef_search", "recall", "target_recall", "at_count"}
+    assert tuned["target_recall"] == 0.9 and tuned["recall"] >= 0.91 and tuned["at_count"] == 1200
+    assert listed["fixed"]["tuned"] is None  # an explicit ef_search is never tuned
 
 
 def test_an_unknown_kind_is_400(client: TestClient) -> None:
