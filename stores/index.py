@@ -192,7 +192,7 @@ class VectorIndex(Generic[OptionsT]):
         if ckpt is None:
             return None
         try:
-            index = faiss.deserialize_index(np.frombuffer(ckpt.files[INDEX_SUFFIX], dtype=np.uint8))
+            index = faiss.read_index(str(ckpt.index_path))
         except RuntimeError as exc:
             reject(stem, f"unreadable ({exc})")
             return None
