@@ -94,6 +94,13 @@ def key_hash(key: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
 
 
+def row_by_key(conn: sqlite3.Connection, store_id: int, key: bytes, columns: str = "id") -> tuple | None:
+    """``columns`` of the store's row whose key is exactly ``key`` (hash-indexed, then compared)."""
+    return conn.execute(
+        f"SELECT {columns} FROM rows WHERE store_id = ? AND key_hash = ? AND key = ?", (store_id, key_hash(key), key)
+    ).fetchone()
+
+
 class DataPathLock:
     """An exclusive, non-blocking ``flock`` on ``<data_path>/stores.lock`` holding our PID."""
 

@@ -16,7 +16,6 @@ about +-0.01 where it crosses 0.95 (pessimistic, if anything, on clustered data)
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence

@@ -26,7 +26,6 @@ import numbers
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,25 @@ import numpy as np
 
 from stores import replay
 from stores.checkpoint import remove_checkpoint
-from stores.db import StoreDatabase, key_hash
+from stores.db import StoreDatabase, key_hash, row_by_key
 from stores.errors import DimensionMismatch, InvalidInput, ModelMismatch, StoreNotFound
-from stores.index import CompactionPolicy, ExactIndex, VectorIndex, normalise
+from stores.index import CompactionPolicy, ExactIndex, VectorIndex
 from stores.index_hnsw import HnswIndex
 from stores.index_ivf import IvfIndex
 from stores.index_options import parse_index_options
 from stores.index_tuning import BackgroundTuner
+from stores.records import (
+    FindResult,
+    GetResult,
+    IndexState,
+    Metadata,
+    Vector,
+    as_matrix,
+    dump_metadata,
+    load_metadata,
+)
 
 logger = logging.getLogger(__name__)
-
-Vector = Sequence[float]
-Metadata = dict[str, Any] | None
 
 INDEX_CLASSES: dict[str, type[VectorIndex[Any]]] = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
 # Rows per index mutation under ``_index_lock``: finds wait at most one chunk (an HNSW insert of 256
@@ -55,36 +61,6 @@ INDEX_CHUNK = 256
 
 class _RebuildAborted(Exception):
     """The store is closing (or was dropped): a running rebuild stops and is discarded."""
-
-
-@dataclass(frozen=True)
-class GetResult:
-    keys: list[list[float]]
-    values: list[str]
-    metadata: list[Metadata]
-
-
-@dataclass(frozen=True)
-class IndexState:
-    """What a store's index is doing now (for operators and tests)."""
-
-    kind: str
-    entries: int  # live entries (0 for an empty store)
-    tombstones: int  # deleted entries still held until the next compaction (HNSW only)
-    approximate: bool  # False for exact, and for an ivf store not yet trained
-    rebuilding: bool
-    # the measured ef_search/nprobe: {"ef_search": 64, "recall": 0.98, "target_recall": 0.95,
-    # "at_count": 100000}; None before the first tuning or when the options fix the parameter
-    tuned: dict[str, Any] | None = None
-    tuning: bool = False  # a background tuning is measuring now
-
-
-@dataclass(frozen=True)
-class FindResult:
-    keys: list[list[float]]
-    values: list[str]
-    similarities: list[float]
-    metadata: list[Metadata]
 
 
 class VectorStore:
@@ -186,11 +162,11 @@ class VectorStore:
             raise InvalidInput(f"keys ({len(keys)}) and values ({len(values)}) must have the same length", param="values")
         if metadata is not None and len(metadata) != len(keys):
             raise InvalidInput(f"metadata ({len(metadata)}) and keys ({len(keys)}) must have the same length", param="metadata")
-        matrix = self._as_matrix(keys)
+        matrix = as_matrix(keys)
         for value in values:
             if not isinstance(value, str):
                 raise InvalidInput("values must be strings", param="values")
-        meta_json = [_dump_metadata(m) for m in (metadata or [None] * len(keys))]
+        meta_json = [dump_metadata(m) for m in (metadata or [None] * len(keys))]
         # Last one wins within a batch: keep each distinct key's final position only.
         final: dict[bytes, int] = {}
         for i in range(len(keys)):
@@ -215,10 +191,7 @@ class VectorStore:
                         (claim, matrix.shape[1], self.id),
                     )
                 for blob, i in final.items():
-                    h = key_hash(blob)
-                    found = conn.execute(
-                        "SELECT id FROM rows WHERE store_id = ? AND key_hash = ? AND key = ?", (self.id, h, blob)
-                    ).fetchone()
+                    found = row_by_key(conn, self.id, blob)
                     if found:  # same key, same vector: only the value changes, the index does not
                         conn.execute(
                             "UPDATE rows SET value = ?, metadata = ?, seq = ? WHERE id = ?",
@@ -227,7 +200,7 @@ class VectorStore:
                         continue
                     cursor = conn.execute(
                         "INSERT INTO rows (store_id, key, key_hash, value, metadata, seq) VALUES (?, ?, ?, ?, ?, ?)",
-                        (self.id, blob, h, values[i], meta_json[i], seq),
+                        (self.id, blob, key_hash(blob), values[i], meta_json[i], seq),
                     )
                     new_ids.append(int(cursor.lastrowid or 0))
                     new_blobs.append(blob)
@@ -255,7 +228,7 @@ class VectorStore:
         """Remove the given keys; absent keys are ignored. Emptying the store unsets its dimension."""
         if len(keys) == 0:
             raise InvalidInput("keys must not be empty", param="keys")
-        matrix = self._as_matrix(keys, check_direction=False)
+        matrix = as_matrix(keys, check_direction=False)
         with self._write_lock:
             if self._dimension is None or matrix.shape[1] != self._dimension:
                 return
@@ -291,20 +264,16 @@ class VectorStore:
         out = GetResult([], [], [])
         if len(keys) == 0:
             return out
-        matrix = self._as_matrix(keys, check_direction=False)
+        matrix = as_matrix(keys, check_direction=False)
         if self._dimension is None or matrix.shape[1] != self._dimension:
             return out
         conn = self.db.reader()
         for row in matrix:
-            blob = row.tobytes()
-            found = conn.execute(
-                "SELECT value, metadata FROM rows WHERE store_id = ? AND key_hash = ? AND key = ?",
-                (self.id, key_hash(blob), blob),
-            ).fetchone()
+            found = row_by_key(conn, self.id, row.tobytes(), "value, metadata")
             if found:
                 out.keys.append(row.tolist())
                 out.values.append(found[0])
-                out.metadata.append(_load_metadata(found[1]))
+                out.metadata.append(load_metadata(found[1]))
         return out
 
     def find(self, key: Vector, topk: int, *, model: str | None = None) -> FindResult:
@@ -316,7 +285,7 @@ class VectorStore:
         if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1:
             raise InvalidInput(f"topk must be an integer >= 1, got {topk!r}", param="topk")
         topk = int(topk)
-        query = self._as_matrix([key], param="key")
+        query = as_matrix([key], param="key")
         out = FindResult([], [], [], [])
         with self._index_lock:
             index = self._index
@@ -344,7 +313,7 @@ class VectorStore:
                 out.keys.append(np.frombuffer(blob, dtype="<f4").tolist())
                 out.values.append(value)
                 out.similarities.append(float(sim))
-                out.metadata.append(_load_metadata(meta))
+                out.metadata.append(load_metadata(meta))
         return out
 
     # -- index lifecycle ----------------------------------------------------------------------
@@ -523,50 +492,5 @@ class VectorStore:
         return int(self.db.reader().execute("SELECT last_seq FROM stores WHERE id = ?", (self.id,)).fetchone()[0])
 
     def _lookup(self, conn: Any, matrix: np.ndarray) -> list[int]:
-        ids: set[int] = set()
-        for row in matrix:
-            blob = row.tobytes()
-            found = conn.execute(
-                "SELECT id FROM rows WHERE store_id = ? AND key_hash = ? AND key = ?", (self.id, key_hash(blob), blob)
-            ).fetchone()
-            if found:
-                ids.add(int(found[0]))
-        return sorted(ids)
-
-    @staticmethod
-    def _as_matrix(keys: Sequence[Vector], *, check_direction: bool = True, param: str = "keys") -> np.ndarray:
-        try:
-            dims = {len(k) for k in keys}
-        except TypeError:
-            raise InvalidInput(f"{param} must be a list of lists of numbers", param=param) from None
-        if len(dims) != 1:
-            raise DimensionMismatch(f"all {param} must have the same dimension, got {sorted(dims)}", param=param)
-        if 0 in dims:
-            raise InvalidInput(f"{param} must not contain empty vectors", param=param)
-        try:
-            matrix = np.asarray(keys, dtype="<f4")
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{param} must be lists of numbers ({exc})", param=param) from None
-        if not np.all(np.isfinite(matrix)):
-            raise InvalidInput(f"{param} must contain only finite numbers (no NaN or infinity)", param=param)
-        if check_direction:
-            try:
-                normalise(matrix)
-            except InvalidInput:
-                raise InvalidInput(f"{param} must not contain zero vectors: cosine similarity is undefined", param=param) from None
-        return np.ascontiguousarray(matrix)
-
-
-def _dump_metadata(meta: Metadata) -> str | None:
-    if meta is None:
-        return None
-    if not isinstance(meta, dict):
-        raise InvalidInput("each metadata entry must be a JSON object or null", param="metadata")
-    try:
-        return json.dumps(meta, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata must be JSON-serialisable ({exc})", param="metadata") from None
-
-
-def _load_metadata(text: str | None) -> Metadata:
-    return None if text is None else json.loads(text)
+        found = (row_by_key(conn, self.id, row.tobytes()) for row in matrix)
+        return sorted({int(row[0]) for row in found if row})
