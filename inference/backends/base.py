@@ -12,7 +12,6 @@ import os
 from abc import ABC, abstractmethod
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
