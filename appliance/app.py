@@ -33,22 +33,22 @@ from appliance.security import (
     warn_if_exposed,
 )
 from appliance.services import Readiness, Services
-from appliance.stores_access import StoreAccess
-from inference.batching import BatchConfig
-from inference.builtin_models import installed_builtin_models
-from inference.catalog import Catalog
-from inference.embeddings import EmbeddingService
-from inference.generated_files import GeneratedFiles
-from inference.images import ImageLimits, ImageService
-from inference.config import ModelDefaults
+from appliance.storage.access import StoreAccess
+from inference.backends.registry import BackendRegistry
+from inference.catalog.builtin_models import installed_builtin_models
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import ModelDefaults
 from inference.errors import InferenceError
-from inference.metrics import Metrics
-from inference.registry import BackendRegistry
-from inference.scheduler import ModelScheduler, SchedulerConfig
-from inference.sound import SoundService
-from inference.speech import SpeechService
-from inference.textgen import TextService
-from inference.transcription import TranscriptionService
+from inference.scheduling.scheduler import ModelScheduler, SchedulerConfig
+from inference.services.batching import BatchConfig
+from inference.services.embeddings import EmbeddingService
+from inference.services.generated_files import GeneratedFiles
+from inference.services.images import ImageLimits, ImageService
+from inference.services.metrics import Metrics
+from inference.services.sound import SoundService
+from inference.services.speech import SpeechService
+from inference.services.textgen import TextService
+from inference.services.transcription import TranscriptionService
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance.errors import http_error_response, internal_error_response
 from appliance.logs import correlation_id
-from inference.metrics import Metrics
+from inference.services.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from appliance.config import Settings
-from appliance.stores_access import StoreAccess
-from inference.catalog import Catalog
-from inference.embeddings import EmbeddingService
-from inference.images import ImageService
-from inference.metrics import Metrics
-from inference.registry import BackendRegistry
-from inference.scheduler import ModelScheduler
-from inference.sound import SoundService
-from inference.speech import SpeechService
-from inference.textgen import TextService
-from inference.transcription import TranscriptionService
+from appliance.storage.access import StoreAccess
+from inference.backends.registry import BackendRegistry
+from inference.catalog.catalog import Catalog
+from inference.scheduling.scheduler import ModelScheduler
+from inference.services.embeddings import EmbeddingService
+from inference.services.images import ImageService
+from inference.services.metrics import Metrics
+from inference.services.sound import SoundService
+from inference.services.speech import SpeechService
+from inference.services.textgen import TextService
+from inference.services.transcription import TranscriptionService
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Images (IMAGE), speech-to-text (TRANSCRIBE), text-to-speech (SPEAK) and sound generation (SOUND)
 each pass one of these plain, immutable values across the scheduler's thread boundary: routes
 build requests from HTTP bodies, services hand them to a backend on the model's thread, and the
-backend answers with the matching result type. Nothing here imports a model runtime.
+backend answers with the matching result type. ``MIN_SPEED``/``MAX_SPEED`` and
+``check_speech_request`` are OpenAI's bounds on a speech request, shared by the protocol model, the
+speech service and the piper backend. Nothing here imports a model runtime.
 
 Audio crosses the boundary as 16-bit little-endian mono PCM plus its sample rate; ``wav_bytes``
 and ``wav_header`` turn that into a RIFF/WAVE file, whole or as a streaming header.
@@ -11,9 +13,12 @@ and ``wav_header`` turn that into a RIFF/WAVE file, whole or as a streaming head
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from inference.errors import InvalidRequest
 
 # -- images ---------------------------------------------------------------------------------------
 
@@ -129,6 +134,21 @@ class AudioChunk:
     @property
     def seconds(self) -> float:
         return len(self.pcm) / 2 / self.sample_rate
+
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0  # OpenAI's range for `speed`
+
+
+def check_speech_request(request: SpeechRequest) -> None:
+    """Raise InvalidRequest for empty text or a speed outside [MIN_SPEED, MAX_SPEED]."""
+    if not request.text or not request.text.strip():
+        raise InvalidRequest("input must not be empty: give the text to speak", param="input")
+    if request.speed is not None and not (
+        math.isfinite(request.speed) and MIN_SPEED <= request.speed <= MAX_SPEED
+    ):
+        raise InvalidRequest(
+            f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {request.speed}", param="speed"
+        )
 
 
 # -- WAV ------------------------------------------------------------------------------------------

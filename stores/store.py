@@ -13,9 +13,9 @@ after S), and swap under the write lock. While one runs, checkpoints prune the d
 to S, so the deletes it still has to apply cannot vanish.
 
 Approximate indexes tuned by ``target_recall`` are measured (``stores.index_tuning``): a rebuild
-tunes its fresh index before the swap, and a background thread tunes the live one when it leaves
-the exact-scan regime, when the live count has doubled since, and after an open that had to
-rebuild. That thread holds ``_index_lock`` per batch of queries only.
+tunes its fresh index before the swap, and a background thread (``stores.tuner``) tunes the live
+one when it leaves the exact-scan regime, when the live count has doubled since, and after an open
+that had to rebuild. That thread holds ``_index_lock`` per batch of queries only.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from stores.index import CompactionPolicy, ExactIndex, VectorIndex
 from stores.index_hnsw import HnswIndex
 from stores.index_ivf import IvfIndex
 from stores.index_options import parse_index_options
-from stores.index_tuning import BackgroundTuner
 from stores.records import (
     FindResult,
     GetResult,
@@ -50,6 +49,7 @@ from stores.records import (
     dump_metadata,
     load_metadata,
 )
+from stores.tuner import BackgroundTuner
 
 logger = logging.getLogger(__name__)
 

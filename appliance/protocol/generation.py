@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.generation import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,

@@ -16,8 +16,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from inference.errors import InvalidRequest
-from inference.images import parse_size, split_prompt
 from inference.media import ImageRequest
+from inference.services.images import parse_size, split_prompt
 
 logger = logging.getLogger(__name__)
 

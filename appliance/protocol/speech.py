@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from inference.media import SpeechRequest
-from inference.speech import MAX_SPEED, MIN_SPEED
+from inference.media import MAX_SPEED, MIN_SPEED, SpeechRequest
 
 ResponseFormat = Literal["wav", "pcm", "mp3", "opus", "aac", "flac"]
 # ElevenLabs' output_format: codec_samplerate[_bitrate], e.g. mp3_44100_128, pcm_16000.

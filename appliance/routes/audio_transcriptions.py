@@ -1,7 +1,7 @@
 """POST /v1/audio/transcriptions and /v1/audio/translations (OpenAI multipart; LocalAI's `translate`).
 
 The upload is spooled under the data path and removed when the request ends, whatever the outcome
-(see appliance.uploads); the body is answered in the asked ``response_format``.
+(see appliance.payloads.uploads); the body is answered in the asked ``response_format``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from appliance.errors import BadRequest
+from appliance.payloads.uploads import receive_upload, upload_folder
 from appliance.protocol.transcriptions import MEDIA_TYPES, TranscriptionForm, to_srt, to_vtt, verbose_json
 from appliance.services import Services, services
-from appliance.uploads import receive_upload, upload_folder
 from inference.media import Transcript
 
 router = APIRouter(tags=["audio"])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from appliance.errors import BadRequest
 from appliance.services import Services, services
-from inference.metrics import CONTENT_TYPE
+from inference.services.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["backend"])
 

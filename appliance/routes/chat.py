@@ -21,7 +21,7 @@ from appliance.protocol.chat import (
 from appliance.protocol.generation import TimingsOut, Usage
 from appliance.services import Services, services
 from appliance.streaming import cancel_on_disconnect, prime, sse_response
-from inference.textgen import Delta, Done, TextEvent, ToolCalls
+from inference.services.textgen import Delta, Done, TextEvent, ToolCalls
 
 router = APIRouter(tags=["chat"])
 

@@ -15,7 +15,7 @@ from appliance.protocol.completions import Completion, CompletionChoice, Complet
 from appliance.protocol.generation import TimingsOut, Usage
 from appliance.services import Services, services
 from appliance.streaming import cancel_on_disconnect, prime, sse_response
-from inference.textgen import Delta, Done, TextEvent
+from inference.services.textgen import Delta, Done, TextEvent
 
 router = APIRouter(tags=["completions"])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from appliance.protocol.models import ModelCard, ModelList
 from appliance.services import Services, services
-from inference.catalog import CatalogEntry
+from inference.catalog.catalog import CatalogEntry
 
 router = APIRouter(tags=["models"])
 

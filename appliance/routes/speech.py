@@ -18,8 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from appliance.audio_encoding import AudioEncoder, AudioFormat, audio_format, encode
 from appliance.errors import BadRequest, domain_status, error_body
+from appliance.payloads.audio_encoding import AudioEncoder, AudioFormat, audio_format, encode
 from appliance.protocol.speech import ElevenLabsTTSBody, LocalAITTSBody, SpeechBody, parse_output_format, usage
 from appliance.services import Services, services
 from appliance.streaming import cancel_on_disconnect, encode_event

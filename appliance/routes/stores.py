@@ -28,7 +28,7 @@ from appliance.protocol.stores import (
     visible_store_name,
 )
 from appliance.services import Services, services
-from appliance.store_transfer import export_response, import_upload
+from appliance.storage.transfer import export_response, import_upload
 
 router = APIRouter(prefix="/stores", tags=["stores"])
 

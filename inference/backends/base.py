@@ -3,6 +3,8 @@
 A backend wraps one loaded model. It declares what it can do as a set of ``Capability`` values,
 the importable modules it needs, and the pip extra that provides them; capability methods it does
 not implement raise ``CapabilityNotSupported``. ``load`` is blocking and runs in a worker thread.
+Before loading, a backend estimates what it will take (``MemoryEstimate``), which the scheduler
+places against its memory budgets.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import os
 from abc import ABC, abstractmethod
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from inference.capabilities import Capability
 from inference.errors import CapabilityNotSupported
 from inference.generation import ChatPrompt, GenerationEvent, SamplingParams
 from inference.media import (
@@ -27,26 +30,23 @@ from inference.media import (
     Transcript,
     TranscriptionRequest,
 )
-from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
 
-class Capability(StrEnum):
-    """What a backend can do; members compare equal to their string values."""
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a model needs in system RAM and in GPU memory (VRAM) once loaded."""
 
-    CHAT = "chat"
-    COMPLETE = "complete"
-    EMBED = "embed"
-    RERANK = "rerank"
-    TOKENIZE = "tokenize"
-    IMAGE = "image"
-    TRANSCRIBE = "transcribe"
-    SPEAK = "speak"
-    SOUND = "sound"
+    ram: int
+    vram: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ram + self.vram
 
 
 class Backend(ABC):

@@ -1,7 +1,7 @@
 """DiffusersBackend: images (text-to-image, image-to-image) and sound from one diffusers pipeline folder.
 
 What a model does follows from its pipeline: an audio pipeline (AudioLDM and kin, see
-``inference.usecases.AUDIO_PIPELINES``) serves SOUND, anything else IMAGE. Before loading that is
+``inference.catalog.usecases.AUDIO_PIPELINES``) serves SOUND, anything else IMAGE. Before loading that is
 read from ``diffusers.pipeline_type`` or the folder's ``model_index.json``; once loaded, from the
 pipeline itself. torch and diffusers are imported by ``load``, never by importing this module.
 """
@@ -23,16 +23,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
 from inference.backends.st_location import weights_size
+from inference.capabilities import Capability
+from inference.catalog.config import wants_gpu
+from inference.catalog.usecases import Usecase, is_audio_pipeline
 from inference.errors import BackendUnavailable, InvalidModelConfig, InvalidRequest
 from inference.media import AudioChunk, GeneratedImages, ImageRequest, SoundRequest
-from inference.memory import MemoryEstimate
-from inference.placement import wants_gpu
-from inference.usecases import Usecase, is_audio_pipeline
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

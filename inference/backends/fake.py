@@ -20,13 +20,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
+from inference.capabilities import Capability
 from inference.errors import ContextLengthExceeded, InvalidModelConfig
 from inference.generation import ChatPrompt, Finished, GenerationEvent, SamplingParams, TextDelta
-from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 _VOCABULARY = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
+from inference.capabilities import Capability
+from inference.catalog.config import wants_gpu
 from inference.errors import BackendUnavailable, InvalidModelConfig, InvalidRequest
 from inference.media import Segment, Transcript, TranscriptionRequest, Word
-from inference.memory import MemoryEstimate
-from inference.placement import wants_gpu
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

@@ -16,19 +16,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
 from inference.backends.llama_batch import BatchEngine
 from inference.backends.llama_chat import ChatTemplate
 from inference.backends.llama_params import LlamaLoadPlan, estimate_memory, parallel_slots, plan_load
 from inference.backends.llama_sampling import DEFAULT_PENALTY_LAST_N, SamplerChain, build_sampler
 from inference.backends.text_stream import StopTextStream
+from inference.capabilities import Capability
+from inference.catalog.gguf import GGUFInfo, read_gguf_info
 from inference.errors import BackendUnavailable, ContextLengthExceeded, InvalidModelConfig, InvalidRequest
 from inference.generation import ChatPrompt, Finished, GenerationEvent, SamplingParams, TextDelta
-from inference.gguf import GGUFInfo, read_gguf_info
-from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

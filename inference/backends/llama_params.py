@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inference.backends.base import MemoryEstimate
+from inference.catalog.gguf import GGUFInfo
 from inference.errors import InvalidModelConfig
-from inference.gguf import GGUFInfo
-from inference.memory import MemoryEstimate
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

@@ -19,16 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
+from inference.capabilities import Capability
+from inference.catalog.config import wants_gpu
+from inference.catalog.paths import unsafe_reason
 from inference.errors import InvalidModelConfig, InvalidRequest
-from inference.media import AudioChunk, SpeechRequest
-from inference.memory import MemoryEstimate
-from inference.paths import unsafe_reason
-from inference.placement import wants_gpu
-from inference.speech import check_speech_request
+from inference.media import AudioChunk, SpeechRequest, check_speech_request
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

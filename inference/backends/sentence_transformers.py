@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
 from inference.backends.st_location import ModelLocation, is_cross_encoder_folder, locate_model, weights_size
+from inference.capabilities import Capability
+from inference.catalog.config import wants_gpu
 from inference.errors import BackendUnavailable, InferenceError, InvalidModelConfig, InvalidRequest
-from inference.memory import MemoryEstimate
-from inference.placement import wants_gpu
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 

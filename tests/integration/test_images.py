@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.config import Settings
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.errors import InvalidModelConfig
-from inference.generated_files import GeneratedFiles
 from inference.media import ImageRequest
+from inference.services.generated_files import GeneratedFiles
 from support import assert_error, free_port, write
 
 pytest.importorskip("diffusers")
@@ -301,8 +301,8 @@ def test_cleanup_removes_only_old_generated_files(tmp_path: Path) -> None:
 
 
 def test_backend_stops_between_steps_when_cancelled(tiny_stable_diffusion: Path) -> None:
-    from inference.backends.base import Capability
     from inference.backends.diffusers import DiffusersBackend, GenerationCancelled
+    from inference.capabilities import Capability
 
     config = ModelConfig(name="sd", backend="diffusers", parameters={"model": tiny_stable_diffusion.name}, f16=True)
     backend = DiffusersBackend(config, tiny_stable_diffusion.parent)

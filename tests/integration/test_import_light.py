@@ -13,7 +13,7 @@ PROBE = """
 import json, sys
 import appliance, inference, stores, webui
 import appliance.app, appliance.cli, appliance.config
-import inference.catalog, inference.scheduler, inference.registry, inference.backends.fake
+import inference.catalog.catalog, inference.scheduling.scheduler, inference.backends.registry, inference.backends.fake
 from appliance.app import create_app
 from appliance.config import Settings
 import tempfile, pathlib

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from fixtures.gguf_models import TinyModels, write_chat_gguf
-from inference.backends.base import Capability
 from inference.backends.llama_cpp import LlamaCppBackend
 from inference.backends.text_stream import StopTextStream
-from inference.config import ModelConfig
+from inference.capabilities import Capability
+from inference.catalog.config import ModelConfig
 from inference.errors import CapabilityNotSupported, ContextLengthExceeded, InvalidModelConfig, InvalidRequest
 from inference.generation import Finished, GenerationEvent, ResponseFormat, SamplingParams, TextDelta
 
@@ -80,7 +80,7 @@ def test_importing_and_estimating_do_not_import_llama_cpp(tiny_models: TinyModel
         "import sys\n"
         "from pathlib import Path\n"
         "from inference.backends.llama_cpp import LlamaCppBackend\n"
-        "from inference.config import ModelConfig\n"
+        "from inference.catalog.config import ModelConfig\n"
         f"backend = LlamaCppBackend(ModelConfig(name='m', parameters={{'model': {tiny_models.chat.name!r}}}), "
         f"Path({str(tiny_models.root)!r}))\n"
         "assert backend.memory_estimate().ram > 0 and backend.context_size() == 512\n"

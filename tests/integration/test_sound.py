@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.config import Settings
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.media import SoundRequest
 from support import assert_error, write
 
@@ -146,8 +146,8 @@ def test_a_loose_audioldm_folder_is_a_sound_model(tiny_audioldm: Path, tmp_path:
 
 
 def test_backend_stops_between_steps_when_cancelled(tiny_audioldm: Path) -> None:
-    from inference.backends.base import Capability
     from inference.backends.diffusers import DiffusersBackend, GenerationCancelled
+    from inference.capabilities import Capability
 
     config = ModelConfig(name="audio", backend="diffusers", parameters={"model": tiny_audioldm.name}, step=2)
     backend = DiffusersBackend(config, tiny_audioldm.parent)

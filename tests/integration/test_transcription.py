@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 
 from appliance.app import create_app
 from appliance.config import Settings
-from appliance.uploads import upload_folder
+from appliance.payloads.uploads import upload_folder
 from fixtures.whisper_models import write_tone_encoded, write_tone_wav
 from inference.backends.faster_whisper import FasterWhisperBackend
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.media import TranscriptionRequest
 from support import Server, assert_error, free_port, write
 

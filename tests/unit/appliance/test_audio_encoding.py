@@ -10,8 +10,8 @@ import wave
 
 import pytest
 
-from appliance.audio_encoding import FORMATS, AudioEncoder, audio_format, encode, supported_formats
 from appliance.errors import BadRequest
+from appliance.payloads.audio_encoding import FORMATS, AudioEncoder, audio_format, encode, supported_formats
 from inference.media import UNKNOWN_LENGTH
 
 RATE = 22050

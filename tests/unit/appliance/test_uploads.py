@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from appliance.errors import BadRequest
-from appliance.uploads import receive_upload
+from appliance.payloads.uploads import receive_upload
 
 BOUNDARY = "xYz"
 

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from inference.backends.fake import FakeBackend
-from inference.catalog import Catalog
-from inference.memory import FixedMemoryProbe, GpuInfo, MemoryProbe
-from inference.placement import wants_gpu
-from inference.registry import BackendRegistry
-from inference.scheduler import ModelScheduler, SchedulerConfig
+from inference.backends.registry import BackendRegistry
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import wants_gpu
+from inference.scheduling.devices import GpuInfo
+from inference.scheduling.memory import FixedMemoryProbe, MemoryProbe
+from inference.scheduling.scheduler import ModelScheduler, SchedulerConfig
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

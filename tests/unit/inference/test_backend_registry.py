@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from inference.backends.fake import FakeBackend
+from inference.backends.registry import BackendRegistry
+from inference.catalog.known_backends import BackendSpec
 from inference.errors import BackendNotFound, BackendUnavailable
-from inference.registry import BackendRegistry, BackendSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAVY = {"torch", "llama_cpp", "diffusers", "faster_whisper", "piper", "faiss", "numpy", "sentence_transformers"}
@@ -98,7 +99,7 @@ def test_a_target_missing_a_dependency_is_backend_unavailable(tmp_path, monkeypa
 
 def test_a_target_that_is_not_a_backend_class_is_rejected():
     registry = BackendRegistry()
-    registry.register(BackendSpec(name="notone", target="inference.registry:BackendSpec"))
+    registry.register(BackendSpec(name="notone", target="inference.backends.registry:BackendSpec"))
 
     with pytest.raises(BackendNotFound, match="not a Backend class"):
         registry.backend_class("notone")
@@ -126,8 +127,8 @@ def test_listing_and_checking_import_nothing_heavy():
     script = textwrap.dedent(
         """
         import json, sys
-        import inference, inference.catalog, inference.scheduler, inference.backends.fake
-        from inference.registry import BackendRegistry
+        import inference, inference.catalog.catalog, inference.scheduling.scheduler, inference.backends.fake
+        from inference.backends.registry import BackendRegistry
         from inference.errors import BackendUnavailable
         registry = BackendRegistry()
         for name in registry.names():

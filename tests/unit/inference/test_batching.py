@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from inference.batching import BatchConfig, MicroBatcher
 from inference.errors import Overloaded
+from inference.services.batching import BatchConfig, MicroBatcher
 
 
 class Recorder:

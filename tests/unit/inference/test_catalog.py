@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.catalog import Catalog
-from inference.config import ModelDefaults
+from inference.catalog.catalog import Catalog
+from inference.catalog.config import ModelDefaults
 from inference.errors import ModelNotFound, UnsafePath
 
 
@@ -129,7 +129,7 @@ def test_bad_files_are_skipped_and_recorded_while_others_load(models_path, write
     write_yaml("wrongtype.yaml", {"name": "typed", "threads": "lots"})
     write_yaml("unsafe.yaml", {"name": "evil", "parameters": {"model": "../../etc/passwd"}})
 
-    with caplog.at_level(logging.WARNING, logger="inference.catalog"):
+    with caplog.at_level(logging.WARNING, logger="inference.catalog.catalog"):
         catalog = Catalog(models_path)
 
     assert [e.name for e in catalog.list()] == ["good"]
@@ -148,7 +148,7 @@ def test_duplicate_names_first_source_wins_with_a_warning(models_path, write_yam
     explicit = tmp_path / "explicit.yaml"
     explicit.write_text("name: dup\nbackend: fake\n")
 
-    with caplog.at_level(logging.WARNING, logger="inference.catalog"):
+    with caplog.at_level(logging.WARNING, logger="inference.catalog.catalog"):
         with_explicit = Catalog(models_path, config_files=[explicit])
     without_explicit = Catalog(models_path)
 
@@ -182,7 +182,7 @@ def test_a_model_file_referenced_by_a_config_is_not_listed_again(models_path, wr
 def test_unknown_fields_are_logged_once_per_file_and_field(models_path, write_yaml, caplog):
     write_yaml("m.yaml", {"name": "m", "backend": "fake", "future_knob": 1})
 
-    with caplog.at_level(logging.INFO, logger="inference.catalog"):
+    with caplog.at_level(logging.INFO, logger="inference.catalog.catalog"):
         catalog = Catalog(models_path)
         catalog.refresh()
 

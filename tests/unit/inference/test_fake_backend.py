@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from inference.backends.base import Backend, Capability
+from inference.backends.base import Backend, MemoryEstimate
 from inference.backends.fake import FakeBackend
-from inference.config import ModelConfig
+from inference.capabilities import Capability
+from inference.catalog.config import ModelConfig
 from inference.errors import CapabilityNotSupported, ContextLengthExceeded, InvalidModelConfig
 from inference.generation import Finished, SamplingParams, TextDelta
-from inference.memory import MemoryEstimate
 
 
 def fake(models_path: Path = Path("."), **fields) -> FakeBackend:

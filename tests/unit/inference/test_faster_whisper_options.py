@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inference.backends.faster_whisper import ALLOWANCE, FasterWhisperBackend, WhisperOptions
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.errors import InvalidModelConfig
 
 

@@ -19,8 +19,8 @@ from fixtures.gguf_models import (
     write_embedding_gguf,
     write_llama3_style_gguf,
 )
+from inference.catalog.gguf import GGML_BLOCK_SIZES, GGUFArray, read_gguf_info
 from inference.errors import InvalidModelConfig
-from inference.gguf import GGML_BLOCK_SIZES, GGUFArray, read_gguf_info
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_missing_file_and_folder_are_clear_errors(tmp_path: Path) -> None:
 def test_reading_a_header_imports_neither_numpy_nor_gguf(models: dict[str, Path]) -> None:
     probe = (
         "import json, sys\n"
-        "from inference.gguf import read_gguf_info\n"
+        "from inference.catalog.gguf import read_gguf_info\n"
         f"info = read_gguf_info({str(models['chat'])!r})\n"
         "print(json.dumps([info.block_count, sorted(m for m in ('numpy', 'gguf', 'llama_cpp') if m in sys.modules)]))\n"
     )

@@ -20,9 +20,9 @@ from inference.backends.llama_params import (
     plan_load,
     shard_bytes,
 )
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
+from inference.catalog.gguf import read_gguf_info
 from inference.errors import InvalidModelConfig
-from inference.gguf import read_gguf_info
 
 
 @pytest.fixture(scope="module")

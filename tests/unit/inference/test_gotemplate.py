@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from inference.errors import InvalidModelConfig, TemplateError
-from inference.gotemplate import parse_template
-from inference.templates import TemplateCache
+from inference.prompts.gotemplate import parse_template
+from inference.prompts.templates import TemplateCache
 
 
 def render(source: str, data: Any = None) -> str:

@@ -19,9 +19,9 @@ from inference.backends.llama_params import (
     parallel_slots,
     plan_load,
 )
-from inference.config import ModelConfig, ModelDefaults
+from inference.catalog.config import ModelConfig, ModelDefaults
+from inference.catalog.gguf import read_gguf_info
 from inference.errors import InvalidModelConfig
-from inference.gguf import read_gguf_info
 
 
 def config(**fields: Any) -> ModelConfig:

@@ -7,12 +7,14 @@ import sys
 
 import pytest
 
-from inference import memory as memory_module
-from inference.config import ModelConfig
+from inference.backends.base import MemoryEstimate
+from inference.catalog.config import ModelConfig, wants_gpu
 from inference.errors import InsufficientMemory
-from inference.memory import FixedMemoryProbe, GpuInfo, MemoryEstimate, SystemMemoryProbe
-from inference.nvml import Nvml, NvmlError
-from inference.placement import RAM, Resident, RoomPlan, choose_device, plan_room, requirement, wants_gpu
+from inference.scheduling import memory as memory_module
+from inference.scheduling.devices import GpuInfo
+from inference.scheduling.memory import FixedMemoryProbe, SystemMemoryProbe
+from inference.scheduling.nvml import Nvml, NvmlError
+from inference.scheduling.placement import RAM, Resident, RoomPlan, choose_device, plan_room, requirement
 
 MIB = 1024 * 1024
 GPUS = [GpuInfo(0, "a", 1000 * MIB, 900 * MIB), GpuInfo(1, "b", 1000 * MIB, 900 * MIB)]
@@ -133,8 +135,8 @@ def test_a_container_memory_limit_caps_physical_ram(monkeypatch, tmp_path):
 
 def test_importing_the_scheduler_imports_no_runtime_or_web_framework():
     code = (
-        "import sys, inference.scheduler, inference.memory\n"
-        "inference.memory.SystemMemoryProbe().gpus()\n"
+        "import sys, inference.scheduling.scheduler, inference.scheduling.memory\n"
+        "inference.scheduling.memory.SystemMemoryProbe().gpus()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'llama_cpp', 'fastapi', 'appliance', 'diffusers')))"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from inference.config import ModelConfig, ModelDefaults, load_config_file, parse_config_file
+from inference.catalog.config import ModelConfig, ModelDefaults, load_config_file, parse_config_file
 from inference.errors import InvalidModelConfig, UnsafePath
 
 LOCALAI_YAML = """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inference.backends.piper import PiperBackend
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.errors import InvalidModelConfig
 
 

@@ -16,9 +16,11 @@ from scheduler_fakes import (
     recorder_fixture,  # noqa: F401  (the `recorder` fixture)
 )
 
-from inference.backends.base import Capability
 from inference.backends.fake import FakeBackend
-from inference.catalog import Catalog
+from inference.backends.registry import BackendRegistry
+from inference.capabilities import Capability
+from inference.catalog.catalog import Catalog
+from inference.catalog.known_backends import BackendSpec
 from inference.errors import (
     BackendNotFound,
     BackendUnavailable,
@@ -28,9 +30,8 @@ from inference.errors import (
     Overloaded,
     WaitTimeout,
 )
-from inference.memory import FixedMemoryProbe
-from inference.registry import BackendRegistry, BackendSpec
-from inference.scheduler import ModelScheduler, SchedulerConfig
+from inference.scheduling.memory import FixedMemoryProbe
+from inference.scheduling.scheduler import ModelScheduler, SchedulerConfig
 
 
 def test_a_loaded_model_is_reused(models_path, write_yaml, recorder):

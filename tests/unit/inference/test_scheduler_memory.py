@@ -17,7 +17,8 @@ from scheduler_fakes import (
 )
 
 from inference.errors import InsufficientMemory
-from inference.memory import FixedMemoryProbe, GpuInfo
+from inference.scheduling.devices import GpuInfo
+from inference.scheduling.memory import FixedMemoryProbe
 
 
 def test_the_least_recently_used_idle_model_is_evicted_when_ram_is_short(models_path, write_yaml, recorder):

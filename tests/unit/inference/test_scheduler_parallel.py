@@ -18,12 +18,12 @@ import pytest
 from scheduler_fakes import FakeClock, eventually, fake
 
 from inference.backends.fake import FakeBackend
-from inference.catalog import Catalog
+from inference.backends.registry import BackendRegistry
+from inference.catalog.catalog import Catalog
 from inference.errors import BusyTimeout, Overloaded
 from inference.generation import Finished, SamplingParams
-from inference.memory import FixedMemoryProbe
-from inference.registry import BackendRegistry
-from inference.scheduler import ModelScheduler, SchedulerConfig
+from inference.scheduling.memory import FixedMemoryProbe
+from inference.scheduling.scheduler import ModelScheduler, SchedulerConfig
 
 SLOTS = 3
 

@@ -19,7 +19,7 @@ from scheduler_fakes import (
 
 from inference.errors import BusyTimeout
 from inference.generation import Finished, SamplingParams, TextDelta
-from inference.workers import STREAM_BUFFER
+from inference.scheduling.workers import STREAM_BUFFER
 
 
 def current_thread() -> str:

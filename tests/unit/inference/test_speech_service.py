@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from inference.backends.base import Backend, Capability
-from inference.catalog import Catalog, CatalogEntry
+from inference.backends.base import Backend
+from inference.backends.registry import BackendRegistry
+from inference.capabilities import Capability
+from inference.catalog.catalog import Catalog, CatalogEntry
 from inference.errors import InvalidRequest
 from inference.media import AudioChunk, SpeechRequest
-from inference.memory import FixedMemoryProbe
-from inference.registry import BackendRegistry
-from inference.scheduler import ModelScheduler
-from inference.speech import SpeechService
+from inference.scheduling.memory import FixedMemoryProbe
+from inference.scheduling.scheduler import ModelScheduler
+from inference.services.speech import SpeechService
 from support import write
 
 GIB = 1024**3

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from inference.config import ModelConfig, load_config_file
+from inference.catalog.config import ModelConfig, load_config_file
 from inference.errors import TemplateError
-from inference.templates import (
+from inference.prompts.templates import (
     TemplateCache,
     build_chat_prompt,
     build_completion_prompt,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference.config import ModelConfig
+from inference.catalog.config import ModelConfig
 from inference.errors import InvalidModelConfig
-from inference.textgen import postprocess
+from inference.services.textgen import postprocess
 
 
 def config(**fields: object) -> ModelConfig:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from inference.errors import InvalidRequest
-from inference.tools import parse_tool_output, plan_tools
+from inference.prompts.tools import parse_tool_output, plan_tools
 
 WEATHER = {
     "type": "function",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference.backends.base import Capability
-from inference.config import ModelConfig
-from inference.usecases import capabilities_for, unknown_usecases
+from inference.capabilities import Capability
+from inference.catalog.config import ModelConfig
+from inference.catalog.usecases import capabilities_for, unknown_usecases
 
 
 def usecases(**fields):
