@@ -1,0 +1,1 @@
+"""Documents and answers: extraction, chunking, ingest jobs and retrieval over the document library and the models."""
