@@ -21,7 +21,7 @@ from appliance.config import Settings, parse_image_size
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
 from appliance.routes import backend, chat, completions, embeddings, models, stores, system, tokenize
-from appliance.routes import images, sound
+from appliance.routes import files, images, sound, vector_stores
 from appliance.routes import speech
 from appliance.routes import audio_transcriptions
 from appliance.security import (
@@ -34,6 +34,8 @@ from appliance.security import (
 )
 from appliance.services import Readiness, Services
 from appliance.storage.access import StoreAccess
+from appliance.knowledge.service import Knowledge, KnowledgeSettings
+from appliance.knowledge.extraction import ExtractionLimits
 from inference.backends.registry import BackendRegistry
 from inference.catalog.builtin_models import installed_builtin_models
 from inference.catalog.catalog import Catalog
@@ -53,6 +55,7 @@ from inference.services.transcription import TranscriptionService
 logger = logging.getLogger(__name__)
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+FILE_UPLOAD_PATHS = ("/v1/files", "/files")  # documents may be larger than other bodies
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:
@@ -76,6 +79,21 @@ def image_limits(settings: Settings) -> ImageLimits:
     return ImageLimits(max_width=width, max_height=height, max_n=settings.image_max_n)
 
 
+def knowledge_settings(settings: Settings) -> KnowledgeSettings:
+    return KnowledgeSettings(
+        data_path=settings.data_path,
+        default_embedding_model=settings.default_embedding_model,
+        min_similarity=settings.retrieval_min_similarity,
+        ingest_workers=settings.ingest_workers,
+        extraction=ExtractionLimits(
+            timeout_s=settings.extraction_timeout,
+            memory_mb=settings.extraction_memory_mb,
+            max_pages=settings.document_max_pages,
+            max_bytes=settings.file_upload_limit * 1024 * 1024,
+        ),
+    )
+
+
 def build_services(settings: Settings, registry: BackendRegistry | None = None) -> Services:
     defaults = ModelDefaults(
         context_size=settings.context_size,
@@ -90,6 +108,16 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
     scheduler = ModelScheduler(catalog, registry, settings.models_path, scheduler_config(settings))
     metrics = Metrics()
     metrics.watch_scheduler(scheduler.stats)
+    embeddings = EmbeddingService(
+        scheduler,
+        BatchConfig(
+            max_batch_size=settings.batch_max_size,
+            max_wait_ms=settings.batch_max_wait_ms,
+            max_batch_tokens=settings.batch_max_tokens,
+            enabled=not settings.disable_batching,
+        ),
+        truncate=settings.truncate_inputs,
+    )
     return Services(
         settings=settings,
         api_keys=load_api_keys(settings),
@@ -98,16 +126,7 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         scheduler=scheduler,
         text=TextService(scheduler, catalog, settings.models_path, metrics=metrics),
         speech=SpeechService(scheduler),
-        embeddings=EmbeddingService(
-            scheduler,
-            BatchConfig(
-                max_batch_size=settings.batch_max_size,
-                max_wait_ms=settings.batch_max_wait_ms,
-                max_batch_tokens=settings.batch_max_tokens,
-                enabled=not settings.disable_batching,
-            ),
-            truncate=settings.truncate_inputs,
-        ),
+        embeddings=embeddings,
         transcription=TranscriptionService(scheduler),
         metrics=metrics,
         images=ImageService(
@@ -117,6 +136,7 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         ),
         sound=SoundService(scheduler),
         stores=StoreAccess(settings.data_path),
+        knowledge=Knowledge(knowledge_settings(settings), scheduler, embeddings),
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
     )
@@ -135,7 +155,11 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
         middleware.append(cors)
     middleware += [
         Middleware(ApiKeyMiddleware, keys=svc.api_keys, public=public),
-        Middleware(BodyLimitMiddleware, limit_bytes=settings.upload_limit_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            limit_bytes=settings.upload_limit_bytes,
+            path_limits={path: settings.file_upload_limit * 1024 * 1024 for path in FILE_UPLOAD_PATHS},
+        ),
     ]
 
     app = FastAPI(
@@ -158,7 +182,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     for prefix in ("/v1", ""):
         for family in (models, chat, completions, embeddings, tokenize, audio_transcriptions, speech):
             app.include_router(family.router, prefix=prefix)
-        for family in (images, sound):
+        for family in (images, sound, files, vector_stores):
             app.include_router(family.router, prefix=prefix)
     if not settings.disable_web_ui:
         webui.mount(app)
@@ -175,15 +199,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await svc.scheduler.start()
     preload = asyncio.create_task(_preload(svc), name="preload")
     janitor = asyncio.create_task(svc.images.files.keep_clean(), name="generated-files-cleanup")
+    knowledge = asyncio.create_task(svc.knowledge.start(), name="knowledge-start")
     try:
         yield
     finally:
         preload.cancel()
         janitor.cancel()
+        knowledge.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await knowledge
         with contextlib.suppress(asyncio.CancelledError):
             await preload
         with contextlib.suppress(asyncio.CancelledError):
             await janitor
+        await svc.knowledge.close()
         await svc.embeddings.close()
         await svc.stores.close()
         await svc.scheduler.close()

@@ -274,6 +274,49 @@ class Settings(BaseSettings):
         description="Truncate embedding inputs longer than the model reads (off: refuse them with 400)",
         validation_alias=_env("TRUNCATE_INPUTS"),
     )
+    file_upload_limit: int = Field(
+        512,
+        ge=1,
+        description="Largest file in MB that POST /v1/files takes (other bodies keep --upload-limit)",
+        validation_alias=_env("FILE_UPLOAD_LIMIT"),
+    )
+    default_embedding_model: str = Field(
+        "all-minilm-l6-v2",
+        min_length=1,
+        description="Embedding model of a vector store (documents) created without embedding_model",
+        validation_alias=_env("DEFAULT_EMBEDDING_MODEL"),
+    )
+    retrieval_min_similarity: float = Field(
+        0.25,
+        ge=-1.0,
+        le=1.0,
+        description=(
+            "Relevance floor of document search: a chunk whose cosine to the query is below it is kept only "
+            "when it holds every query word"
+        ),
+        validation_alias=_env("RETRIEVAL_MIN_SIMILARITY"),
+    )
+    ingest_workers: int = Field(
+        2, ge=1, le=16, description="Document ingest jobs run at once", validation_alias=_env("INGEST_WORKERS")
+    )
+    extraction_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds one document's text extraction may take before it fails (extraction_timeout)",
+        validation_alias=_env("EXTRACTION_TIMEOUT"),
+    )
+    extraction_memory_mb: int = Field(
+        2048,
+        ge=256,
+        description="Memory limit in MB of the child process that extracts a document's text",
+        validation_alias=_env("EXTRACTION_MEMORY_MB"),
+    )
+    document_max_pages: int = Field(
+        5000,
+        ge=1,
+        description="Most pages a PDF may have; a longer one fails with too_many_pages",
+        validation_alias=_env("DOCUMENT_MAX_PAGES"),
+    )
     image_max_size: str = Field(
         "1024x1024",
         description="Largest image a request may ask for, as WIDTHxHEIGHT: any shape with at most that many pixels",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from fastapi import HTTPException
@@ -110,24 +110,27 @@ class ApiKeyMiddleware:
 class BodyLimitMiddleware:
     """413 for bodies over the limit: at once from Content-Length, or while a chunked body streams."""
 
-    def __init__(self, app: ASGIApp, limit_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, limit_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit_bytes
+        self.path_limits = dict(path_limits or {})  # exact paths with their own limit (file uploads)
 
-    def _too_large(self) -> str:
-        return f"request body is larger than the upload limit of {self.limit // (1024 * 1024)} MB"
+    @staticmethod
+    def _too_large(limit: int) -> str:
+        return f"request body is larger than the upload limit of {limit // (1024 * 1024)} MB"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.limit)
         declared = _content_length(scope)
         if declared == -1:
             response = error_response(400, "invalid Content-Length header", "invalid_request_error", code="invalid_request")
             await response(scope, receive, send)
             return
-        if declared is not None and declared > self.limit:
-            response = error_response(413, self._too_large(), "invalid_request_error", code="payload_too_large")
+        if declared is not None and declared > limit:
+            response = error_response(413, self._too_large(limit), "invalid_request_error", code="payload_too_large")
             await response(scope, receive, send)
             return
         received = 0
@@ -137,9 +140,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # FastAPI re-raises HTTPException from body parsing as is; the handler envelopes it.
-                    raise HTTPException(413, detail=self._too_large())
+                    raise HTTPException(413, detail=self._too_large(limit))
             return message
 
         await self.app(scope, counting_receive, send)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from appliance.config import Settings
+from appliance.knowledge.service import Knowledge
 from appliance.storage.access import StoreAccess
 from inference.backends.registry import BackendRegistry
 from inference.catalog.catalog import Catalog
@@ -47,6 +48,7 @@ class Services:
     images: ImageService
     sound: SoundService
     stores: StoreAccess
+    knowledge: Knowledge
     metrics: Metrics
     readiness: Readiness
     started_at: float

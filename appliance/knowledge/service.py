@@ -1,0 +1,120 @@
+"""The documents half of one server: the library, the extraction pool, ingest jobs and retrieval.
+
+Built by `create_app` and started in its lifespan: the library opens in a worker thread (it loads
+faiss and replays nothing: SQLite is read as needed) and every file left `in_progress` by the last
+run is queued again. Routes reach everything through here; each library call runs off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from appliance.knowledge.embedder import DocumentEmbedder
+from appliance.knowledge.extraction import ExtractionLimits, ExtractionPool
+from appliance.knowledge.ingest import IngestJobs, JobSettings
+from appliance.knowledge.progress import ProgressBoard
+from appliance.knowledge.retrieval import Retrieval, Retriever, SearchOptions
+
+if TYPE_CHECKING:
+    from stores.documents.library import DocumentLibrary
+
+logger = logging.getLogger(__name__)
+HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    data_path: Path
+    default_embedding_model: str = "all-minilm-l6-v2"
+    min_similarity: float = 0.25
+    ingest_workers: int = 2
+    extraction_workers: int = 1
+    extraction: ExtractionLimits = ExtractionLimits()
+
+
+class Knowledge:
+    def __init__(self, settings: KnowledgeSettings, scheduler: Any, embeddings: Any) -> None:
+        self.settings = settings
+        self.path = settings.data_path / "documents"
+        self.board = ProgressBoard()
+        self.embedder = DocumentEmbedder(scheduler, embeddings)
+        self.extraction = ExtractionPool(workers=settings.extraction_workers, limits=settings.extraction)
+        self._library: DocumentLibrary | None = None
+        self._opening: asyncio.Task[DocumentLibrary] | None = None
+        self.jobs: IngestJobs | None = None
+        self.retriever: Retriever | None = None
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.default_embedding_model
+
+    async def start(self) -> None:
+        """Open the library and resume unfinished ingests; runs as a background task at start-up."""
+        library = await self.library()
+        self.retriever = Retriever(
+            library, self.embedder, default_model=self.default_model, min_similarity=self.settings.min_similarity
+        )
+        jobs = IngestJobs(
+            library,
+            self.extraction,
+            self.embedder,
+            self.board,
+            JobSettings(workers=self.settings.ingest_workers, default_model=self.default_model),
+        )
+        await jobs.start()
+        self.jobs = jobs
+
+    async def library(self) -> DocumentLibrary:
+        if self._library is None:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(asyncio.to_thread(self._open))
+            self._library = await asyncio.shield(self._opening)
+        return self._library
+
+    async def ready_jobs(self) -> IngestJobs:
+        while self.jobs is None:
+            await self.library()
+            await asyncio.sleep(0.01)
+        return self.jobs
+
+    async def run(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """`library.<method>(*args, **kwargs)` in a worker thread."""
+        library = await self.library()
+        return await asyncio.to_thread(getattr(library, method), *args, **kwargs)
+
+    async def search(self, store_ids: list[str], queries: list[str], options: SearchOptions) -> Retrieval:
+        await self.library()
+        while self.retriever is None:
+            await asyncio.sleep(0.01)
+        return await self.retriever.search(store_ids, queries, options)
+
+    async def close(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.close()
+        await self.extraction.close()
+        if self._opening is not None and self._library is None:
+            with contextlib.suppress(Exception):
+                self._library = await self._opening
+        if self._library is not None:
+            library, self._library = self._library, None
+            await asyncio.to_thread(library.close)
+
+    def _open(self) -> DocumentLibrary:
+        from stores.documents.library import DocumentLibrary
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        return DocumentLibrary(self.path).open()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

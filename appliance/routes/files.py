@@ -1,0 +1,121 @@
+"""OpenAI's Files API: upload (multipart, streamed to disk and hashed), list, get, content, delete.
+
+A file is written to the document library before it is acknowledged; deleting it takes its chunks
+out of every vector store it is in, and stops any ingest of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from appliance.errors import BadRequest
+from appliance.payloads.uploads import receive_upload, upload_folder
+from appliance.protocol.vector_store_objects import deleted_object, file_object, list_object
+from appliance.protocol.vector_stores import FILE_PURPOSES, list_params
+from appliance.knowledge.service import sha256_of
+from appliance.services import Services, services
+
+router = APIRouter(tags=["files"])
+
+ACCEPTED_PURPOSES = ("assistants", "user_data")
+MEDIA_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".txt": "text/plain"}
+
+_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "enum": list(ACCEPTED_PURPOSES)},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/files", openapi_extra=_FORM_SCHEMA)
+async def upload_file(request: Request, svc: Services = Depends(services)) -> dict[str, Any]:
+    async with receive_upload(request, upload_folder(svc.settings.data_path)) as upload:
+        purpose = upload.value("purpose")
+        if purpose is None:
+            raise BadRequest("missing required field 'purpose' (use 'assistants' or 'user_data')", param="purpose")
+        if purpose not in ACCEPTED_PURPOSES:
+            known = purpose in FILE_PURPOSES
+            raise BadRequest(
+                f"purpose {purpose!r} is {'not served here' if known else 'unknown'}; this server keeps files for "
+                "'assistants' and 'user_data' (documents for vector stores)",
+                param="purpose",
+            )
+        if upload.path is None:
+            raise BadRequest("missing required field 'file'", param="file")
+        if upload.size == 0:
+            raise BadRequest("the uploaded file is empty", param="file")
+        filename = _clean_name(upload.filename)
+        digest = await asyncio.to_thread(sha256_of, upload.path)
+        record = await svc.knowledge.run(
+            "add_file", upload.path, filename=filename, purpose=purpose, sha256=digest, size=upload.size
+        )
+    return file_object(record)
+
+
+@router.get("/files")
+async def list_files(
+    purpose: str | None = None,
+    limit: int = 20,
+    order: str = "desc",
+    after: str | None = None,
+    before: str | None = None,
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    params = list_params(limit, order, after, before)
+    page = await svc.knowledge.run("list_files", purpose=purpose, **params)
+    return list_object(page, file_object)
+
+
+@router.get("/files/{file_id}")
+async def get_file(file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
+    return file_object(await svc.knowledge.run("get_file", file_id))
+
+
+@router.get("/files/{file_id}/content", response_class=FileResponse)
+async def file_content(file_id: str, svc: Services = Depends(services)) -> FileResponse:
+    record = await svc.knowledge.run("get_file", file_id)
+    path = await svc.knowledge.run("file_path", file_id)
+    media_type = MEDIA_TYPES.get(_suffix(record.filename)) or mimetypes.guess_type(record.filename)[0]
+    return FileResponse(
+        path,
+        media_type=media_type or "application/octet-stream",
+        headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(record.filename)}"},
+    )
+
+
+@router.delete("/files/{file_id}")
+async def delete_file(file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
+    await svc.knowledge.run("get_file", file_id)  # 404 for an unknown id
+    jobs = await svc.knowledge.ready_jobs()
+    jobs.stop_file(file_id)
+    await svc.knowledge.run("delete_file", file_id)
+    return deleted_object(file_id, "file")
+
+
+def _clean_name(name: str | None) -> str:
+    """The client's file name, for display only: the last path part, no control characters."""
+    base = (name or "upload").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(ch for ch in base if ch.isprintable()).strip()
+    return cleaned[:255] or "upload"
+
+
+def _suffix(name: str) -> str:
+    return ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
