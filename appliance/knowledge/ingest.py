@@ -142,11 +142,11 @@ class IngestJobs:
         store = await asyncio.to_thread(self.library.get_store, store_id)
         model = store.embedding_model or self.settings.default_model
         try:
-            document = await self._extract(key, file_id)
+            document = await self.document(key, file_id)
             limit = await self.embedder.limit(model)
-            options = _options(record.chunking_strategy, limit)
+            options = chunking_options(record.chunking_strategy, limit)
             self.board.update(key, phase="chunking")
-            chunks = await self._chunk(model, document, options)
+            chunks = await self.chunks(model, document, options)
             if not chunks:
                 await self._fail(key, "no_text", "the file holds no text to index")
                 return
@@ -166,11 +166,12 @@ class IngestJobs:
             await self._fail(key, exc.code or "server_error", f"embedding model {model!r}: {exc.message}")
             return
         self.board.update(key, phase="indexing")
-        rows = [_row(chunk) for chunk in chunks]
+        rows = [chunk_row(chunk) for chunk in chunks]
         committed = await asyncio.to_thread(self.library.commit_chunks, store_id, file_id, rows, vectors, model=model)
         logger.info("event=ingested store=%s file=%s chunks=%d committed=%s", store_id, file_id, len(rows), committed)
 
-    async def _extract(self, key: Key, file_id: str) -> ExtractedDocument:
+    async def document(self, key: Key, file_id: str) -> ExtractedDocument:
+        """The file's extracted text: the kept copy, or extracted now (and kept) in a child process."""
         kept = await asyncio.to_thread(self.library.load_extraction, file_id)
         if kept is not None:
             return ExtractedDocument.from_json(kept)
@@ -185,7 +186,7 @@ class IngestJobs:
         await asyncio.to_thread(self.library.save_extraction, file_id, document.to_json())
         return document
 
-    async def _chunk(self, model: str, document: ExtractedDocument, options: ChunkingOptions) -> list[Chunk]:
+    async def chunks(self, model: str, document: ExtractedDocument, options: ChunkingOptions) -> list[Chunk]:
         """`chunk_document` in a thread; its token counts hop back here to run on the model's worker."""
         loop = asyncio.get_running_loop()
 
@@ -201,14 +202,14 @@ class IngestJobs:
         logger.info("event=ingest_failed store=%s file=%s code=%s", key[0], key[1], code)
 
 
-def _options(strategy: dict[str, Any] | None, limit: int) -> ChunkingOptions:
+def chunking_options(strategy: dict[str, Any] | None, limit: int) -> ChunkingOptions:
     if strategy and strategy.get("type") == "static":
         static = strategy.get("static") or {}
         return static_options(static["max_chunk_size_tokens"], static["chunk_overlap_tokens"], limit)
     return auto_options(limit)
 
 
-def _row(chunk: Chunk) -> ChunkRow:
+def chunk_row(chunk: Chunk) -> ChunkRow:
     return ChunkRow(
         text=chunk.text,
         heading_path=tuple(chunk.heading_path),

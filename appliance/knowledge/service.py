@@ -19,6 +19,7 @@ from appliance.knowledge.embedder import DocumentEmbedder
 from appliance.knowledge.extraction import ExtractionLimits, ExtractionPool
 from appliance.knowledge.ingest import IngestJobs, JobSettings
 from appliance.knowledge.progress import ProgressBoard
+from appliance.knowledge.reindex import Reindexer
 from appliance.knowledge.retrieval import Retrieval, Retriever, SearchOptions
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Knowledge:
         self._library: DocumentLibrary | None = None
         self._opening: asyncio.Task[DocumentLibrary] | None = None
         self.jobs: IngestJobs | None = None
+        self.reindexer: Reindexer | None = None
         self.retriever: Retriever | None = None
 
     @property
@@ -69,6 +71,7 @@ class Knowledge:
         )
         await jobs.start()
         self.jobs = jobs
+        self.reindexer = Reindexer(library, jobs)
 
     async def library(self) -> DocumentLibrary:
         if self._library is None:
@@ -95,6 +98,8 @@ class Knowledge:
         return await self.retriever.search(store_ids, queries, options)
 
     async def close(self) -> None:
+        if self.reindexer is not None:
+            await self.reindexer.close()
         if self.jobs is not None:
             await self.jobs.close()
         await self.extraction.close()

@@ -7,6 +7,7 @@ Attaching a file queues an ingest job and answers at once with `in_progress`; cl
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from appliance.errors import ApplianceError, BadRequest
 from appliance.knowledge.ingest import IngestQueueFull
+from appliance.knowledge.reindex import ReindexRunning
 from appliance.knowledge.retrieval import SearchOptions
 from appliance.protocol.vector_store_objects import (
     batch_object,
@@ -31,6 +33,7 @@ from appliance.protocol.vector_stores import (
     ChunkingStrategy,
     CreateFileBatch,
     CreateVectorStore,
+    ReindexRequest,
     SearchRequest,
     UpdateFileAttributes,
     UpdateVectorStore,
@@ -83,7 +86,7 @@ async def list_stores(
 
 @router.get("/vector_stores/{store_id}")
 async def get_store(store_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
-    return store_object(await svc.knowledge.run("get_store", store_id))
+    return _with_reindex(svc, store_object(await svc.knowledge.run("get_store", store_id)))
 
 
 @router.post("/vector_stores/{store_id}")
@@ -100,6 +103,8 @@ async def update_store(store_id: str, body: UpdateVectorStore, svc: Services = D
 async def delete_store(store_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_store", store_id)
     (await svc.knowledge.ready_jobs()).stop_store(store_id)
+    if svc.knowledge.reindexer is not None:
+        svc.knowledge.reindexer.stop(store_id)
     await svc.knowledge.run("delete_store", store_id)
     return deleted_object(store_id, "vector_store.deleted")
 
@@ -148,8 +153,12 @@ async def update_store_file(
 @router.delete("/vector_stores/{store_id}/files/{file_id}")
 async def detach_file(store_id: str, file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_attached", store_id, file_id)
-    (await svc.knowledge.ready_jobs()).stop(store_id, file_id)
-    await svc.knowledge.run("detach", store_id, file_id)
+    jobs = await svc.knowledge.ready_jobs()
+    jobs.stop(store_id, file_id)
+    revived = await svc.knowledge.run("detach", store_id, file_id)
+    for heir in revived:  # a duplicate of the detached file now holds its content: ingest it
+        with contextlib.suppress(IngestQueueFull):  # it stays in_progress and resumes at the next start
+            jobs.submit(store_id, heir)
     return deleted_object(file_id, "vector_store.file.deleted")
 
 
@@ -290,6 +299,39 @@ async def search(store_id: str, body: SearchRequest, svc: Services = Depends(ser
     )
     retrieval = await svc.knowledge.search([store_id], body.queries(), options)
     return search_page(retrieval, body.query)
+
+
+# Reindex (our extension)
+
+
+class ReindexConflict(ApplianceError):
+    status, type, code = 409, "invalid_request_error", "reindex_running"
+
+
+@router.post("/vector_stores/{store_id}/reindex")
+async def reindex(store_id: str, body: ReindexRequest, svc: Services = Depends(services)) -> dict[str, Any]:
+    """Re-chunk and re-embed every completed file from its kept text, then swap in one step."""
+    store = await svc.knowledge.run("get_store", store_id)
+    model = await _embedding_model(svc, body.embedding_model or store.embedding_model or svc.knowledge.default_model)
+    await _chunking_fits(svc, model, body.chunking_strategy)
+    await svc.knowledge.ready_jobs()
+    reindexer = svc.knowledge.reindexer
+    assert reindexer is not None  # set with the jobs
+    try:
+        reindexer.start(store_id, model, _chunking(body.chunking_strategy))
+    except ReindexRunning as exc:
+        raise ReindexConflict(str(exc)) from None
+    return _with_reindex(svc, store_object(store))
+
+
+def _with_reindex(svc: Services, body: dict[str, Any]) -> dict[str, Any]:
+    reindexer = svc.knowledge.reindexer
+    state = reindexer.state(body["id"]) if reindexer is not None else None
+    if state is not None:
+        body["reindex"] = state.as_dict()
+        if state.status == "in_progress":
+            body["status"] = "in_progress"
+    return body
 
 
 # Helpers

@@ -12,7 +12,7 @@ becomes the duplicate (``DocumentLibrary.commit_chunks``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -213,3 +213,51 @@ def commit(
     )
     conn.execute("UPDATE vector_stores SET last_active_at = ? WHERE id = ?", (now, store_id))
     return ids
+
+
+def replace_all(
+    conn: sqlite3.Connection,
+    store_id: str,
+    documents: Mapping[str, tuple[Sequence[ChunkRow], np.ndarray]],
+    *,
+    model: str,
+    dimension: int,
+) -> list[str]:
+    """The body of ``DocumentLibrary.replace_store_chunks``: every chunk of the store is dropped and
+    each listed completed file gets its new chunks; the store takes the new model and dimension.
+    Completed files that are neither listed nor duplicates (they finished under the old model while
+    the reindex ran) go back to ``in_progress``; their ids are returned to be ingested again."""
+    require_store(conn, store_id)
+    conn.execute("DELETE FROM chunks WHERE vector_store_id = ?", (store_id,))
+    conn.execute(
+        "UPDATE vector_stores SET embedding_model = ?, embedding_dimension = ? WHERE id = ?",
+        (model, dimension, store_id),
+    )
+    for file_id, (chunks, unit) in documents.items():
+        status = conn.execute(
+            "SELECT status FROM vector_store_files WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
+        ).fetchone()
+        if status is None or status[0] != "completed":
+            continue  # detached or changed while the reindex ran: its new chunks are not wanted
+        insert_chunks(conn, store_id, file_id, chunks, unit)
+        usage = sum(len(chunk.text.encode("utf-8")) for chunk in chunks)
+        conn.execute(
+            "UPDATE vector_store_files SET usage_bytes = ?, chunk_count = ? WHERE vector_store_id = ? AND file_id = ?",
+            (usage, len(chunks), store_id, file_id),
+        )
+    stale = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT file_id FROM vector_store_files WHERE vector_store_id = ? AND status = 'completed'"
+            " AND duplicate_of IS NULL AND chunk_count > 0",
+            (store_id,),
+        )
+        if row[0] not in documents
+    ]
+    for file_id in stale:
+        conn.execute(
+            "UPDATE vector_store_files SET status = 'in_progress', usage_bytes = 0, chunk_count = 0"
+            " WHERE vector_store_id = ? AND file_id = ?",
+            (store_id, file_id),
+        )
+    return stale

@@ -389,6 +389,25 @@ class DocumentLibrary:
         logger.debug("documents_committed store=%s file=%s chunks=%d", store_id, file_id, len(ids))
         return True
 
+    def replace_store_chunks(
+        self, store_id: str, documents: Mapping[str, tuple[Sequence[ChunkRow], Any]], *, model: str
+    ) -> list[str]:
+        """A reindex's swap, in ONE transaction: the store's chunks become ``documents`` ({file_id:
+        (chunks, vectors)}, for its completed files) embedded by ``model``. Completed files missing
+        from ``documents`` go back to ``in_progress``; their ids are returned."""
+        units = {file_id: (chunks, attachments.check_vectors(chunks, vectors)) for file_id, (chunks, vectors) in documents.items()}
+        dimensions = {unit.shape[1] for _, unit in units.values() if len(unit)}
+        if len(dimensions) > 1:
+            raise InvalidInput("every document of a reindex must have vectors of one dimension", param="vectors")
+        with self._db.write_mutex:
+            with self._db.write() as conn:
+                stale = attachments.replace_all(
+                    conn, store_id, units, model=model, dimension=dimensions.pop() if dimensions else 0
+                )
+            self._vectors.drop(store_id)
+        logger.info("event=documents_reindexed store=%s model=%s files=%d", store_id, model, len(units))
+        return stale
+
     def fail(self, store_id: str, file_id: str, code: str, message: str) -> VectorStoreFileRecord:
         """``in_progress`` -> ``failed`` with ``last_error``; any other status is left as it is."""
         self._finish(store_id, file_id, "failed", code, message)
