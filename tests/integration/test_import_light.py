@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 HEAVY = ["torch", "llama_cpp", "diffusers", "faster_whisper", "piper", "faiss", "sentence_transformers",
-         "transformers", "ctranslate2", "onnxruntime"]
+         "transformers", "ctranslate2", "onnxruntime", "pypdfium2", "docx", "selectolax", "markdown_it", "lxml"]
 
 PROBE = """
 import json, sys
 import appliance, inference, stores, webui
 import appliance.app, appliance.cli, appliance.config
+import appliance.knowledge.service, appliance.routes.vector_stores, stores.documents
 import inference.catalog.catalog, inference.scheduling.scheduler, inference.backends.registry, inference.backends.fake
 from appliance.app import create_app
 from appliance.config import Settings
