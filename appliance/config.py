@@ -302,7 +302,7 @@ class Settings(BaseSettings):
     extraction_timeout: float = Field(
         300.0,
         gt=0,
-        description="Seconds one document's text extraction may take before it fails (extraction_timeout)",
+        description="Longest one document's text extraction may take before it fails (seconds, or '5m')",
         validation_alias=_env("EXTRACTION_TIMEOUT"),
     )
     extraction_memory_mb: int = Field(
@@ -361,7 +361,9 @@ class Settings(BaseSettings):
     def _memory(cls, value: Any) -> int | None:
         return None if value in (None, "") else parse_size(value)
 
-    @field_validator("watchdog_idle_timeout", "watchdog_busy_timeout", "queue_timeout", mode="before")
+    @field_validator(
+        "watchdog_idle_timeout", "watchdog_busy_timeout", "queue_timeout", "extraction_timeout", mode="before"
+    )
     @classmethod
     def _durations(cls, value: Any) -> float:
         return parse_duration(value)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,10 @@ COUNT_TIMEOUT_S = 120.0
 
 
 class IngestQueueFull(Exception):
+    pass
+
+
+class ChunkingStopped(Exception):
     pass
 
 
@@ -187,14 +194,27 @@ class IngestJobs:
         return document
 
     async def chunks(self, model: str, document: ExtractedDocument, options: ChunkingOptions) -> list[Chunk]:
-        """`chunk_document` in a thread; its token counts hop back here to run on the model's worker."""
+        """`chunk_document` in a thread; its token counts hop back here to run on the model's worker.
+        When this task is cancelled the thread stops at its next count instead of waiting on a loop
+        that may be closing."""
         loop = asyncio.get_running_loop()
+        stop = threading.Event()
 
         def count(texts: list[str]) -> list[int]:
             future = asyncio.run_coroutine_threadsafe(self.embedder.count_tokens(model, texts), loop)
-            return future.result(COUNT_TIMEOUT_S)
+            deadline = time.monotonic() + COUNT_TIMEOUT_S
+            while True:
+                try:
+                    return future.result(0.2)
+                except concurrent.futures.TimeoutError:
+                    if stop.is_set() or time.monotonic() > deadline:
+                        future.cancel()
+                        raise ChunkingStopped("chunking stopped: the job was cancelled or the model did not answer")
 
-        return await asyncio.to_thread(chunk_document, document, count, options)
+        try:
+            return await asyncio.to_thread(chunk_document, document, count, options)
+        finally:
+            stop.set()
 
     async def _fail(self, key: Key, code: str, message: str) -> None:
         with contextlib.suppress(Exception):

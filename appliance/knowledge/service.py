@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,41 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 HASH_BLOCK = 1 << 20
+CLOSE_WAIT_S = 30.0
+
+
+class TrackedLibrary:
+    """The library with its calls counted, so closing it waits for calls still running in worker
+    threads (a cancelled task's `to_thread` call runs on; closing SQLite under it would crash)."""
+
+    def __init__(self, library: DocumentLibrary) -> None:
+        self._library = library
+        self._calls = 0
+        self._mutex = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._library, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._mutex:
+                self._calls += 1
+            try:
+                return method(*args, **kwargs)
+            finally:
+                with self._mutex:
+                    self._calls -= 1
+
+        return call
+
+    async def close(self) -> None:
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while self._calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self._calls:
+            logger.warning("event=documents_close_busy calls=%d", self._calls)
+        await asyncio.to_thread(self._library.close)
 
 
 @dataclass(frozen=True)
@@ -46,8 +83,8 @@ class Knowledge:
         self.board = ProgressBoard()
         self.embedder = DocumentEmbedder(scheduler, embeddings)
         self.extraction = ExtractionPool(workers=settings.extraction_workers, limits=settings.extraction)
-        self._library: DocumentLibrary | None = None
-        self._opening: asyncio.Task[DocumentLibrary] | None = None
+        self._library: TrackedLibrary | None = None
+        self._opening: asyncio.Future[TrackedLibrary] | None = None
         self.jobs: IngestJobs | None = None
         self.reindexer: Reindexer | None = None
         self.retriever: Retriever | None = None
@@ -73,7 +110,7 @@ class Knowledge:
         self.jobs = jobs
         self.reindexer = Reindexer(library, jobs)
 
-    async def library(self) -> DocumentLibrary:
+    async def library(self) -> TrackedLibrary:
         if self._library is None:
             if self._opening is None:
                 self._opening = asyncio.ensure_future(asyncio.to_thread(self._open))
@@ -108,13 +145,13 @@ class Knowledge:
                 self._library = await self._opening
         if self._library is not None:
             library, self._library = self._library, None
-            await asyncio.to_thread(library.close)
+            await library.close()
 
-    def _open(self) -> DocumentLibrary:
+    def _open(self) -> TrackedLibrary:
         from stores.documents.library import DocumentLibrary
 
         self.path.mkdir(parents=True, exist_ok=True)
-        return DocumentLibrary(self.path).open()
+        return TrackedLibrary(DocumentLibrary(self.path).open())
 
 
 def sha256_of(path: Path) -> str:
