@@ -40,6 +40,18 @@ class ChatMessage(BaseModel):
         return data
 
 
+class FileSearchOptions(BaseModel):
+    """Our extension: answer from documents (the same fields as the Responses API's file_search tool)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    vector_store_ids: list[str] = Field(min_length=1, max_length=10)
+    max_num_results: int = Field(5, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+    ranking_options: dict[str, Any] | None = None
+    fallback: Literal["none", "model"] = "none"
+
+
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
@@ -52,6 +64,7 @@ class ChatCompletionRequest(SamplingFields):
     function_call: Literal["none", "auto"] | dict[str, Any] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    file_search: FileSearchOptions | None = None
 
     @model_validator(mode="after")
     def _unsupported(self) -> ChatCompletionRequest:
@@ -95,6 +108,7 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     tool_calls: list[ToolCallOut] | None = None
+    annotations: list[dict[str, Any]] | None = None
 
 
 class ChatChoice(BaseModel):
@@ -112,6 +126,8 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     timings: TimingsOut | None = None
+    citations: list[dict[str, Any]] | None = None  # ours, with file_search
+    retrieval: dict[str, Any] | None = None  # ours, with file_search
 
 
 class ChunkToolCall(BaseModel):

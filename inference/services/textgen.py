@@ -203,6 +203,32 @@ class TextService:
                 )
         return results
 
+    async def largest_fitting(
+        self, model: str, build: Callable[[int], Sequence[Mapping[str, Any]]], most: int, reserve: int
+    ) -> int:
+        """The largest n <= `most` whose messages `build(n)` render (with the model's own template)
+        to a prompt that leaves `reserve` tokens of the context free; 0 when even `build(0)` does not."""
+        async with self.scheduler.lease(model, Capability.CHAT) as lease:
+            config: ModelConfig = lease.entry.config
+            backend = lease.backend
+
+            def prompt_tokens(n: int) -> int:
+                messages = build(n)
+                if uses_go_templates(config, models_path=self.models_path):
+                    text = build_chat_prompt(config, messages, models_path=self.models_path, cache=self.templates)
+                else:
+                    text = backend.apply_chat_template(_with_system_prompt(messages, config)).text
+                return len(backend.tokenize(text))
+
+            def search() -> int:
+                limit = backend.context_size() - reserve
+                for n in range(most, 0, -1):  # a handful of sources: a linear walk down is enough
+                    if prompt_tokens(n) <= limit:
+                        return n
+                return 0
+
+            return await lease.run(search)
+
     async def tokenize(self, model: str, text: str) -> list[int]:
         async with self.scheduler.lease(model, Capability.TOKENIZE) as lease:
             return await lease.run(lease.backend.tokenize, text)

@@ -1,0 +1,268 @@
+"""Answers from documents: retrieved chunks as numbered sources in the latest user turn, and the
+citations an answer carries back (which sources it was given, which `[n]` it used, where).
+
+Only the latest user message changes (its question is followed by the sources and a short
+instruction), so every earlier turn renders byte for byte as before and the model's prefix cache
+keeps its work across a conversation. Sources that would not fit the context beside the history and
+the reply are dropped lowest-ranked first. When retrieval finds nothing above its floor there is no
+prompt at all: the answer says so plainly (`NO_CONTEXT_ANSWER`), unless the caller asked the model
+to answer on its own (`fallback: "model"`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.knowledge.retrieval import Retrieval, SearchOptions
+
+NO_CONTEXT_ANSWER = (
+    "I could not find anything about this in the selected documents, so I cannot answer it from them."
+)
+NO_ROOM_ANSWER = (
+    "The sources found for this question do not fit in this model's context beside the conversation; "
+    "use a model with a longer context or start a new conversation."
+)
+INSTRUCTION = (
+    "Answer the question using only the numbered sources below. After each statement, cite the source it "
+    "comes from as [n]. If the sources do not contain the answer, say that they do not."
+)
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+DEFAULT_SOURCES = 5
+
+
+@dataclass(frozen=True)
+class Source:
+    """One retrieved chunk as the model sees it: `[index]`, where it is from, and its text."""
+
+    index: int
+    file_id: str
+    filename: str
+    chunk_id: str
+    page_start: int | None
+    page_end: int | None
+    heading_path: str | None
+    text: str
+    score: float
+    vector_store_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        parts = [self.filename]
+        if self.page_start is not None:
+            pages = (
+                f"page {self.page_start}"
+                if self.page_end in (None, self.page_start)
+                else f"pages {self.page_start}-{self.page_end}"
+            )
+            parts.append(pages)
+        if self.heading_path:
+            parts.append(self.heading_path)
+        return ", ".join(parts)
+
+    def url(self) -> str:
+        base = f"/v1/files/{self.file_id}/content"
+        return f"{base}#page={self.page_start}" if self.page_start is not None else base
+
+    def citation(self, cited: bool) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "file_id": self.file_id,
+            "filename": self.filename,
+            "chunk_id": self.chunk_id,
+            "vector_store_id": self.vector_store_id,
+            "page_start": self.page_start,
+            "page_end": self.page_end,
+            "heading_path": self.heading_path,
+            "text": self.text,
+            "score": self.score,
+            "url": self.url(),
+            "cited": cited,
+        }
+
+
+@dataclass(frozen=True)
+class FileSearch:
+    """What to search for an answer: the `file_search` options of a request."""
+
+    vector_store_ids: tuple[str, ...]
+    max_num_results: int = DEFAULT_SOURCES
+    filters: dict[str, Any] | None = None
+    ranker: str = "auto"
+    score_threshold: float = 0.0
+    fallback: str = "none"  # "none": say there is no context; "model": let the model answer without sources
+
+
+def file_search_of(options: Any) -> FileSearch:
+    """A request's `file_search` (chat extension or Responses tool fields) as FileSearch."""
+    ranking = getattr(options, "ranking_options", None) or {}
+    if not isinstance(ranking, Mapping):
+        ranking = ranking.model_dump() if hasattr(ranking, "model_dump") else {}
+    return FileSearch(
+        vector_store_ids=tuple(options.vector_store_ids),
+        max_num_results=options.max_num_results or DEFAULT_SOURCES,
+        filters=options.filters if isinstance(options.filters, dict) or options.filters is None
+        else options.filters.model_dump(),
+        ranker=str(ranking.get("ranker") or "auto"),
+        score_threshold=float(ranking.get("score_threshold") or 0.0),
+        fallback=getattr(options, "fallback", "none") or "none",
+    )
+
+
+def sources_of(retrieval: Retrieval) -> list[Source]:
+    sources = []
+    for number, item in enumerate(retrieval.results, start=1):
+        chunk = item.chunk
+        sources.append(
+            Source(
+                index=number,
+                file_id=chunk.file_id,
+                filename=chunk.filename,
+                chunk_id=str(chunk.chunk_id),
+                page_start=chunk.page_start,
+                page_end=chunk.page_end if chunk.page_end is not None else chunk.page_start,
+                heading_path=" › ".join(chunk.heading_path) if chunk.heading_path else None,
+                text=chunk.text,
+                score=item.score,
+                vector_store_id=chunk.store_id,
+                attributes=dict(chunk.attributes or {}),
+            )
+        )
+    return sources
+
+
+async def retrieve(knowledge: Any, search: FileSearch, query: str) -> tuple[list[Source], Retrieval]:
+    options = SearchOptions(
+        max_results=search.max_num_results,
+        filters=search.filters,
+        ranker=search.ranker,
+        score_threshold=search.score_threshold,
+    )
+    retrieval = await knowledge.search(list(search.vector_store_ids), [query], options)
+    return sources_of(retrieval), retrieval
+
+
+@dataclass(frozen=True)
+class AnswerPlan:
+    messages: list[dict[str, Any]]  # what the model is given
+    sources: list[Source]  # the sources in that prompt, best first
+    found: int  # how many retrieval returned before the context budget
+    status: str  # "ok" | "no_relevant_context" | "sources_do_not_fit"
+    refuse: bool  # answer NO_CONTEXT_ANSWER without calling the model
+
+    def refusal(self) -> str:
+        return NO_ROOM_ANSWER if self.status == "sources_do_not_fit" else NO_CONTEXT_ANSWER
+
+    def retrieval(self) -> dict[str, Any]:
+        return {"status": self.status, "sources_found": self.found, "sources_used": len(self.sources)}
+
+
+async def plan_answer(
+    knowledge: Any, text: Any, model: str, messages: Sequence[Mapping[str, Any]], search: FileSearch, reserve: int
+) -> AnswerPlan:
+    """Retrieve for the latest user turn and fit the sources into the context (dropping the
+    lowest-ranked first) with `reserve` tokens left for the reply."""
+    latest = latest_user_text(messages)
+    plain = [dict(message) for message in messages]
+    if latest is None or not latest[1].strip():
+        return AnswerPlan(plain, [], 0, "no_relevant_context", refuse=search.fallback != "model")
+    position, question = latest
+    sources, retrieval = await retrieve(knowledge, search, question)
+    if not sources:
+        return AnswerPlan(plain, [], 0, retrieval.status, refuse=search.fallback != "model")
+    fits = await text.largest_fitting(
+        model, lambda n: with_sources(messages, position, sources[:n]), len(sources), reserve
+    )
+    used = sources[:fits]
+    if not used:  # not even the best source fits beside the history and the reply
+        return AnswerPlan(plain, [], len(sources), "sources_do_not_fit", refuse=search.fallback != "model")
+    return AnswerPlan(with_sources(messages, position, used), used, len(sources), "ok", refuse=False)
+
+
+def latest_user_text(messages: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
+    """The position and text of the last user message (text parts joined), or None."""
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if message.get("role") == "user":
+            return position, _text(message.get("content"))
+    return None
+
+
+def with_sources(messages: Sequence[Mapping[str, Any]], position: int, sources: Sequence[Source]) -> list[dict[str, Any]]:
+    """The messages with the user turn at `position` carrying the numbered sources; others untouched."""
+    out = [dict(message) for message in messages]
+    if not sources:
+        return out
+    question = _text(messages[position].get("content"))
+    blocks = "\n\n".join(f"[{s.index}] {s.label()}\n{s.text}" for s in sources)
+    out[position] = {**out[position], "content": f"{INSTRUCTION}\n\nSources:\n\n{blocks}\n\nQuestion: {question}"}
+    return out
+
+
+def cited_indexes(text: str, count: int) -> list[tuple[int, int, int]]:
+    """(source index, start, end) of every `[n]` / `[n, m]` marker naming a source 1..count."""
+    found = []
+    for match in MARKER.finditer(text):
+        for number in (int(part) for part in match.group(1).split(",")):
+            if 1 <= number <= count:
+                found.append((number, match.start(), match.end()))
+    return found
+
+
+def citations(text: str, sources: Sequence[Source]) -> list[dict[str, Any]]:
+    used = {index for index, _, _ in cited_indexes(text, len(sources))}
+    return [source.citation(source.index in used) for source in sources]
+
+
+def url_annotations(text: str, sources: Sequence[Source]) -> list[dict[str, Any]]:
+    """Chat completions' `url_citation` annotations, one per marker the answer wrote."""
+    by_index = {source.index: source for source in sources}
+    annotations = []
+    for index, start, end in cited_indexes(text, len(sources)):
+        source = by_index[index]
+        annotations.append(
+            {
+                "type": "url_citation",
+                "url_citation": {
+                    "start_index": start,
+                    "end_index": end,
+                    "url": source.url(),
+                    "title": source.label(),
+                },
+            }
+        )
+    return annotations
+
+
+def file_citations(text: str, sources: Sequence[Source]) -> list[dict[str, Any]]:
+    """The Responses API's `file_citation` annotations: one at each marker, and for every source the
+    answer never marked, one at the end of the text, so each source given is visible to clients."""
+    by_index = {source.index: source for source in sources}
+    annotations = []
+    marked: set[int] = set()
+    for index, _, end in cited_indexes(text, len(sources)):
+        source = by_index[index]
+        marked.add(index)
+        annotations.append({"type": "file_citation", "file_id": source.file_id, "filename": source.filename, "index": end})
+    for source in sources:
+        if source.index not in marked:
+            annotations.append(
+                {"type": "file_citation", "file_id": source.file_id, "filename": source.filename, "index": len(text)}
+            )
+    return annotations
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, str):
+                parts.append(part)
+        return "\n".join(parts)
+    return "" if content is None else str(content)
