@@ -335,7 +335,7 @@ class Settings(BaseSettings):
     )
     builtin_models: bool = Field(
         True,
-        description="Offer the models that ship inside installed packages (all-minilm-l6-v2)",
+        description="Offer the models that ship inside installed packages (all-minilm-l6-v2, smollm2-135m-instruct)",
         validation_alias=_env("BUILTIN_MODELS"),
     )
     preload_models: Annotated[list[str], NoDecode] = Field(

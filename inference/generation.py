@@ -56,11 +56,13 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class Finished:
-    """The last event of a generation. `finish_reason` is "stop" (EOS or a stop string) or "length"."""
+    """The last event of a generation. `finish_reason` is "stop" (EOS or a stop string) or "length";
+    `stop_sequence` is the stop string that ended it, when one did."""
 
     finish_reason: Literal["stop", "length"]
     prompt_tokens: int
     completion_tokens: int
+    stop_sequence: str | None = None
 
 
 GenerationEvent = TextDelta | Finished

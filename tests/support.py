@@ -40,6 +40,22 @@ def assert_error(
     return error
 
 
+def assert_anthropic_error(
+    response: httpx.Response, status: int, type_: str, *, contains: str | None = None
+) -> str:
+    """Pin Anthropic's error shape (the Messages API's): {"type": "error", "error": {"type", "message"}}."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body
+    assert set(body["error"]) == {"type", "message"} and body["error"]["type"] == type_, body
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message, body
+    if contains is not None:
+        assert contains.lower() in message.lower(), message
+    return message
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from inference.capabilities import Capability
+from inference.catalog.builtin_models import builtin_reference, resolve_builtin
 from inference.errors import CapabilityNotSupported
 from inference.generation import ChatPrompt, GenerationEvent, SamplingParams
 from inference.media import (
@@ -81,9 +82,14 @@ class Backend(ABC):
         return capability in self.capabilities
 
     def model_path(self) -> Path | None:
-        """The model file or folder named by ``parameters.model``, under the models path."""
+        """The model file or folder named by ``parameters.model``: under the models path, or inside
+        the package that carries it for a ``builtin://<name>`` value."""
         model = self.config.parameters.model
-        return self.models_path / model if model else None
+        if not model:
+            return None
+        if builtin_reference(model) is not None:
+            return resolve_builtin(model)
+        return self.models_path / model
 
     def memory_estimate(self) -> MemoryEstimate:
         """Memory the model is expected to need, known before loading: its files' size on disk."""

@@ -108,7 +108,7 @@ class FakeBackend(Backend):
         encoded = text.encode("utf-8")
         if len(encoded) > limit:
             text, finish_reason = encoded[:limit].decode("utf-8", "ignore"), "length"
-        cut = min((text.find(s) for s in params.stop if s and s in text), default=-1)
+        cut, matched = min(((text.find(s), s) for s in params.stop if s and s in text), default=(-1, None))
         if cut >= 0:
             text, finish_reason = text[:cut], "stop"
         produced = 0
@@ -120,7 +120,7 @@ class FakeBackend(Backend):
                 time.sleep(self.token_delay_ms * tokens / 1000)
             produced += tokens
             yield TextDelta(piece, tokens)
-        yield Finished(finish_reason, prompt_tokens, produced)
+        yield Finished(finish_reason, prompt_tokens, produced, matched)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self._require_loaded()

@@ -246,7 +246,7 @@ class LlamaCppBackend(Backend):
                 finish_reason,
                 time.perf_counter() - started,
             )
-            yield Finished(finish_reason, len(tokens), produced)
+            yield Finished(finish_reason, len(tokens), produced, text.matched)
         finally:
             sampler.close()
 

@@ -81,7 +81,7 @@ class BatchSequence:
         tail = self._text.finish()
         if tail:
             self._events.put(TextDelta(tail, self._pending))
-        self._events.put(Finished(reason, self.prompt_tokens, self.produced))
+        self._events.put(Finished(reason, self.prompt_tokens, self.produced, self._text.matched))
 
     def fail(self, error: BaseException) -> None:
         self._events.put(error)

@@ -58,8 +58,8 @@ def locate_model(config: ModelConfig, models_path: Path) -> ModelLocation:
     folder = models_path / value
     if folder.is_dir():
         return ModelLocation(str(folder), folder, "folder")
-    builtin = builtin_for_hub_id(value)
-    packaged = builtin.folder() if builtin is not None else None
+    builtin = builtin_for_hub_id(value, backend="sentencetransformers")
+    packaged = builtin.location() if builtin is not None else None
     if builtin is not None and packaged is not None:
         logger.info(
             "event=st_builtin_weights model=%s hub_id=%s builtin=%s", config.name, value, builtin.name

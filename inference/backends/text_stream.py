@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 
 class StopTextStream:
-    """Incremental UTF-8 decoding with stop-string hold-back. ``stopped`` turns True on a stop."""
+    """Incremental UTF-8 decoding with stop-string hold-back. ``stopped`` turns True on a stop, and
+    ``matched`` is the stop string that was met."""
 
-    __slots__ = ("_decode", "_decoder", "_held", "_stops", "stopped")
+    __slots__ = ("_decode", "_decoder", "_held", "_stops", "matched", "stopped")
 
     def __init__(self, stop: Sequence[str] = ()) -> None:
         # Invalid bytes (a lone continuation byte from a byte-fallback token) become U+FFFD rather
@@ -23,6 +24,7 @@ class StopTextStream:
         self._stops = tuple(dict.fromkeys(s for s in stop if s))
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None
 
     def push(self, piece: bytes) -> str:
         """The text that may be shown after ``piece``; "" when it is all held back."""
@@ -34,7 +36,7 @@ class StopTextStream:
         for stop in self._stops:
             at = buffer.find(stop)
             if at >= 0 and (cut < 0 or at < cut):
-                cut = at
+                cut, self.matched = at, stop
         if cut >= 0:
             self._held = ""
             self.stopped = True

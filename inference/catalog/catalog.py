@@ -238,9 +238,9 @@ class _Builder:
         if name in self.entries or name in self.aliases or name in self.disabled:
             logger.debug("event=builtin_model_shadowed model=%s", name)
             return
-        folder = builtin.folder()
-        if folder is not None:
-            self._add(builtin.config(), source="builtin", path=folder)
+        location = builtin.location()
+        if location is not None:
+            self._add(builtin.config(), source="builtin", path=location)
 
     def _add(self, config: ModelConfig, *, source: str, path: Path) -> bool:
         existing = self.entries.get(config.name)

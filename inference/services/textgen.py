@@ -57,6 +57,7 @@ class Done:
     completion_tokens: int
     timings: Timings
     index: int = 0
+    stop_sequence: str | None = None  # the stop string that ended the generation, when one did
 
 
 TextEvent = Delta | ToolCalls | Done
@@ -73,6 +74,7 @@ class TextResult:
     completion_tokens: int
     timings: Timings
     index: int = 0
+    stop_sequence: str | None = None
 
 
 class LeaseLike(Protocol):
@@ -199,6 +201,7 @@ class TextService:
                         completion_tokens=event.completion_tokens,
                         timings=event.timings,
                         index=event.index,
+                        stop_sequence=event.stop_sequence,
                     )
                 )
         return results
@@ -260,7 +263,14 @@ class TextService:
                         ttft=None if first is None else first - started,
                         decode_seconds=0.0 if first is None else ended - first,
                     )
-                yield Done(event.finish_reason, event.prompt_tokens, event.completion_tokens, timings, index)
+                yield Done(
+                    event.finish_reason,
+                    event.prompt_tokens,
+                    event.completion_tokens,
+                    timings,
+                    index,
+                    stop_sequence=event.stop_sequence,
+                )
 
 
 def _timings(started: float, first: float | None, ended: float, completion_tokens: int) -> Timings:

