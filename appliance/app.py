@@ -17,12 +17,15 @@ from starlette.middleware import Middleware
 
 import webui
 from appliance import __version__
+from appliance.anthropic_errors import AnthropicErrorMiddleware
 from appliance.config import Settings, parse_image_size
 from appliance.errors import install_error_handlers
 from appliance.middleware import RequestContextMiddleware
 from appliance.routes import backend, chat, completions, embeddings, models, stores, system, tokenize
 from appliance.routes import files, images, sound, vector_stores
+from appliance.routes import responses
 from appliance.routes import speech
+from appliance.routes import messages
 from appliance.routes import audio_transcriptions
 from appliance.security import (
     ApiKeyMiddleware,
@@ -35,6 +38,7 @@ from appliance.security import (
 from appliance.services import Readiness, Services
 from appliance.storage.access import StoreAccess
 from appliance.knowledge.service import Knowledge, KnowledgeSettings
+from appliance.responses.service import Responses, planner_of
 from appliance.knowledge.extraction import ExtractionLimits
 from inference.backends.registry import BackendRegistry
 from inference.catalog.builtin_models import installed_builtin_models
@@ -118,13 +122,15 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         ),
         truncate=settings.truncate_inputs,
     )
+    text = TextService(scheduler, catalog, settings.models_path, metrics=metrics)
+    knowledge = Knowledge(knowledge_settings(settings), scheduler, embeddings)
     return Services(
         settings=settings,
         api_keys=load_api_keys(settings),
         catalog=catalog,
         registry=registry,
         scheduler=scheduler,
-        text=TextService(scheduler, catalog, settings.models_path, metrics=metrics),
+        text=text,
         speech=SpeechService(scheduler),
         embeddings=embeddings,
         transcription=TranscriptionService(scheduler),
@@ -136,7 +142,8 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         ),
         sound=SoundService(scheduler),
         stores=StoreAccess(settings.data_path),
-        knowledge=Knowledge(knowledge_settings(settings), scheduler, embeddings),
+        knowledge=knowledge,
+        responses=Responses(settings.data_path, text, planner_of(knowledge, text)),
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
     )
@@ -149,7 +156,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     public = PublicRoutes(paths=HEALTH_PATHS)
     if not settings.disable_web_ui:
         public = PublicRoutes(paths=HEALTH_PATHS, get_paths=webui.SHELL_PATHS, get_prefixes=webui.SHELL_PREFIXES)
-    middleware = [Middleware(RequestContextMiddleware, metrics=svc.metrics)]
+    middleware = [Middleware(AnthropicErrorMiddleware), Middleware(RequestContextMiddleware, metrics=svc.metrics)]
     cors = cors_middleware(settings)
     if cors is not None:
         middleware.append(cors)
@@ -182,7 +189,7 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     for prefix in ("/v1", ""):
         for family in (models, chat, completions, embeddings, tokenize, audio_transcriptions, speech):
             app.include_router(family.router, prefix=prefix)
-        for family in (images, sound, files, vector_stores):
+        for family in (images, sound, files, vector_stores, messages, responses):
             app.include_router(family.router, prefix=prefix)
     if not settings.disable_web_ui:
         webui.mount(app)
@@ -213,6 +220,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await janitor
         await svc.knowledge.close()
+        await svc.responses.close()
         await svc.embeddings.close()
         await svc.stores.close()
         await svc.scheduler.close()

@@ -12,6 +12,7 @@ from fastapi import Request
 
 from appliance.config import Settings
 from appliance.knowledge.service import Knowledge
+from appliance.responses.service import Responses
 from appliance.storage.access import StoreAccess
 from inference.backends.registry import BackendRegistry
 from inference.catalog.catalog import Catalog
@@ -49,6 +50,7 @@ class Services:
     sound: SoundService
     stores: StoreAccess
     knowledge: Knowledge
+    responses: Responses
     metrics: Metrics
     readiness: Readiness
     started_at: float
