@@ -250,7 +250,7 @@ def test_stop_strings_never_appear_in_the_output(make_backend: MakeBackend) -> N
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == expected
     assert stop not in text
-    assert events[-1].finish_reason == "stop"
+    assert events[-1].finish_reason == "stop" and events[-1].stop_sequence == stop
 
 
 def test_cancel_stops_the_stream_early(make_backend: MakeBackend) -> None:
@@ -390,9 +390,11 @@ def test_stop_prefixes_are_held_back_then_released_or_dropped() -> None:
     assert stream.push(b"en") == ""
     assert stream.push(b"x") == "</enx"
     assert stream.push(b"y</e") == "y"
-    assert stream.push(b"nd>tail") == "" and stream.stopped
+    assert stream.push(b"nd>tail") == "" and stream.stopped and stream.matched == "</end>"
     held = StopTextStream(["STOP"])
-    assert held.push(b"the ST") == "the " and held.finish() == "ST"
+    assert held.push(b"the ST") == "the " and held.finish() == "ST" and held.matched is None
+    first = StopTextStream(["b", "ab"])  # the stop that begins first is the one that ended the text
+    assert first.push(b"xab") == "x" and first.matched == "ab"
 
 
 def is_json_prefix(text: str) -> bool:

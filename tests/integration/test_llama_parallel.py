@@ -157,6 +157,7 @@ def test_stop_strings_max_tokens_and_finish_reasons_are_per_sequence(make_backen
     results = together(make_backend(), requests)
     assert results == expected
     assert results[0][0] == full[: full.index(stop)] and results[0][1].finish_reason == "stop"
+    assert results[0][1].stop_sequence == stop
     assert results[1][1].finish_reason == "length" and results[1][1].completion_tokens == 5
     assert results[3][1] == Finished("length", results[3][1].prompt_tokens, 0)
 
