@@ -2,7 +2,9 @@
 
 Counting runs on the model's worker under a lease, like every call into a loaded model; vectors
 come through the shared micro-batcher, in small groups, so an interactive `/v1/embeddings` request
-never waits behind a whole document (it waits at most for one group).
+never waits behind a whole document. The groups in flight are bounded across all ingest jobs together:
+the batcher merges queued requests, so a bound per job would let parallel jobs fill whole batches
+ahead of an interactive request.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ from inference.capabilities import Capability
 from inference.errors import InvalidRequest
 
 INGEST_GROUP = 8  # chunks per embedding call during ingest
-INGEST_IN_FLIGHT = 2
+# Groups in the batcher at once, over every ingest job of this server. One: the batcher merges whatever
+# is queued into one call, so with two an interactive request waited for a call of two groups and then
+# shared its own call with the next two (p99 of a short /v1/embeddings ~4 s during a big ingest on
+# 2 CPU cores, ~1 s with one; tests/bench/knowledge.py). The gap between groups is one event-loop hop.
+INGEST_IN_FLIGHT = 1
 
 
 class DocumentEmbedder:
     def __init__(self, scheduler: Any, embeddings: Any) -> None:
         self.scheduler = scheduler
         self.embeddings = embeddings
+        self._in_flight = asyncio.Semaphore(INGEST_IN_FLIGHT)
 
     def resolve(self, model: str) -> str:
         """The catalog's name for `model`, after checking it can embed (404/400 otherwise)."""
@@ -47,12 +54,14 @@ class DocumentEmbedder:
     async def embed(
         self, model: str, texts: Sequence[str], on_done: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Float32 rows for `texts`, in small groups through the batcher, two groups in flight so the
-        model never idles between them; `on_done(n)` after each group."""
-        gate = asyncio.Semaphore(INGEST_IN_FLIGHT)
+        """Float32 rows for `texts`, in small groups through the batcher, INGEST_IN_FLIGHT at a time over
+        every document; `on_done(n)` after each group. Each call queues at most that many groups for
+        the shared gate, so concurrent documents take turns instead of one waiting for the other to
+        finish."""
+        turn = asyncio.Semaphore(INGEST_IN_FLIGHT)
 
         async def group(start: int) -> list[list[float]]:
-            async with gate:
+            async with turn, self._in_flight:
                 result = await self.embeddings.embed(model, list(texts[start : start + INGEST_GROUP]))
             if on_done is not None:
                 on_done(len(result.vectors))

@@ -7,6 +7,7 @@ out of every vector store it is in, and stops any ingest of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from appliance.errors import BadRequest
+from appliance.knowledge.ingest import IngestQueueFull
 from appliance.payloads.uploads import receive_upload, upload_folder
 from appliance.protocol.vector_store_objects import deleted_object, file_object, list_object
 from appliance.protocol.vector_stores import FILE_PURPOSES, list_params
@@ -106,7 +108,10 @@ async def delete_file(file_id: str, svc: Services = Depends(services)) -> dict[s
     await svc.knowledge.run("get_file", file_id)  # 404 for an unknown id
     jobs = await svc.knowledge.ready_jobs()
     jobs.stop_file(file_id)
-    await svc.knowledge.run("delete_file", file_id)
+    revived = await svc.knowledge.run("delete_file", file_id)
+    for store_id, heir in revived:  # a duplicate of the deleted file now holds its content: ingest it
+        with contextlib.suppress(IngestQueueFull):  # it stays in_progress and resumes at the next start
+            jobs.submit(store_id, heir)
     return deleted_object(file_id, "file")
 
 
