@@ -8,7 +8,6 @@ export that may resume on any thread). A ``fcntl`` lock file keeps a second proc
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -16,30 +15,17 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
-from stores.errors import DataPathLocked, SchemaMismatch, SchemaTooNew, StoreClosed
+from stores.errors import StoreClosed
+from stores.sqlite import FileLock, Migration, apply_migrations, connect, transaction
 
 logger = logging.getLogger(__name__)
 
 DB_FILENAME = "stores.sqlite3"
 LOCK_FILENAME = "stores.lock"
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One schema step; its checksum is recorded so an edited migration is detected."""
-
-    id: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -101,51 +87,13 @@ def row_by_key(conn: sqlite3.Connection, store_id: int, key: bytes, columns: str
     ).fetchone()
 
 
-class DataPathLock:
-    """An exclusive, non-blocking ``flock`` on ``<data_path>/stores.lock`` holding our PID."""
-
-    def __init__(self, data_path: Path) -> None:
-        self.path = data_path / LOCK_FILENAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f" by process {holder}" if holder else ""
-            raise DataPathLocked(
-                f"data path {self.path.parent} is locked{who}; "
-                "only one process may open a store data path at a time"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode().strip()
-        return int(text) if text else None
-    except (OSError, ValueError):
-        return None
-
-
 class StoreDatabase:
     """The SQLite database of one data path: migrations, a writer transaction, per-thread readers."""
 
     def __init__(self, data_path: str | os.PathLike[str]) -> None:
         self.data_path = Path(data_path)
         self.path = self.data_path / DB_FILENAME
-        self._lock = DataPathLock(self.data_path)
+        self._lock = FileLock(self.data_path / LOCK_FILENAME, "data path", subject="a store data path")
         self._write_mutex = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -158,11 +106,11 @@ class StoreDatabase:
         self.data_path.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
-            conn = self._connect()
+            conn = connect(self.path)
             conn.execute("PRAGMA journal_mode=WAL")
             self._writer = conn
             self.db = sqlite_utils.Database(conn)
-            self._migrate(conn)
+            apply_migrations(conn, self.path, MIGRATIONS, "stores_migration_applied", log=logger)
         except BaseException:
             self.close()
             raise
@@ -182,68 +130,18 @@ class StoreDatabase:
             self.db = None
         self._lock.release()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " checksum TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
-        )
-        applied = {row[0]: row[1] for row in conn.execute("SELECT id, checksum FROM schema_migrations")}
-        known = {m.id: m for m in MIGRATIONS}
-        newer = sorted(set(applied) - set(known))
-        if newer:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {max(newer)} but this code knows up to "
-                f"{max(known)}; upgrade the appliance to open it"
-            )
-        for migration in MIGRATIONS:
-            if migration.id in applied:
-                if applied[migration.id] != migration.checksum:
-                    raise SchemaMismatch(
-                        f"{self.path}: migration {migration.id} ({migration.name}) was applied with "
-                        "a different checksum than this code's"
-                    )
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (id, name, checksum) VALUES (?, ?, ?)",
-                    (migration.id, migration.name, migration.checksum),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            logger.info("stores_migration_applied id=%s name=%s", migration.id, migration.name)
-
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One serialised write transaction; it has committed (durably) when the block exits."""
-        with self._write_mutex:
-            conn = self._require_writer()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_mutex, transaction(self._require_writer()) as conn:
+            yield conn
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection (WAL readers see the last commit and never wait on writers)."""
         self._require_writer()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = connect(self.path)
             self._local.conn = conn
             with self._readers_mutex:
                 self._readers.append(conn)
@@ -258,7 +156,7 @@ class StoreDatabase:
         file cannot be reset past this snapshot until it ends, so it grows during a long export).
         """
         self._require_writer()
-        conn = self._connect()
+        conn = connect(self.path)
         with self._readers_mutex:
             self._snapshots.add(conn)
         try:
@@ -275,6 +173,3 @@ class StoreDatabase:
             raise StoreClosed(f"the store database at {self.path} is closed")
         return self._writer
 
-
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]

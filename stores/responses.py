@@ -9,7 +9,6 @@ One connection serialised by a mutex: the rows are small and each call is one sh
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -22,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from stores.db import Migration
-from stores.errors import DataPathLocked, SchemaMismatch, SchemaTooNew, StoreClosed
+from stores.errors import StoreClosed
+from stores.sqlite import FileLock, Migration, apply_migrations, connect, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -62,42 +61,13 @@ class ItemPage:
     has_more: bool
 
 
-class _Lock:
-    """An exclusive, non-blocking ``flock`` on ``<root>/responses.lock`` holding our PID."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / LOCK_FILENAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            who = f" by process {holder}" if holder.isdigit() else ""
-            raise DataPathLocked(
-                f"response store {self.path.parent} is locked{who}; only one process may open it at a time"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 class ResponseStore:
     """The stored responses of one data path. Every method blocks: call it from a worker thread."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.path = self.root / DB_FILENAME
-        self._lock = _Lock(self.root)
+        self._lock = FileLock(self.root / LOCK_FILENAME, "response store")
         self._mutex = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -105,13 +75,10 @@ class ResponseStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = connect(self.path)
             self._conn = conn
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            self._migrate(conn)
+            apply_migrations(conn, self.path, MIGRATIONS, "event=responses_migration_applied", log=logger)
         except BaseException:
             self.close()
             raise
@@ -206,55 +173,11 @@ class ResponseStore:
                 turns.append(([orjson.loads(item[0]) for item in items], orjson.loads(body)))
         return turns
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " checksum TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
-        )
-        applied = dict(conn.execute("SELECT id, checksum FROM schema_migrations").fetchall())
-        known = {m.id for m in MIGRATIONS}
-        newer = sorted(set(applied) - known)
-        if newer:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {max(newer)} but this code knows up to {max(known)}; "
-                "upgrade the appliance to open it"
-            )
-        for migration in MIGRATIONS:
-            if migration.id in applied:
-                if applied[migration.id] != migration.checksum:
-                    raise SchemaMismatch(
-                        f"{self.path}: migration {migration.id} ({migration.name}) was applied with a "
-                        "different checksum than this code's"
-                    )
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in (part.strip() for part in migration.sql.split(";")):
-                    if statement:
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (id, name, checksum) VALUES (?, ?, ?)",
-                    (migration.id, migration.name, migration.checksum),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            logger.info("event=responses_migration_applied id=%s name=%s", migration.id, migration.name)
-
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; it has committed (durably) when the block exits."""
-        with self._mutex:
-            conn = self._require_open()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._mutex, transaction(self._require_open()) as conn:
+            yield conn
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:

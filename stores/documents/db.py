@@ -9,36 +9,20 @@ last commit and never wait on the writer). ``<root>/documents.lock`` keeps a sec
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from stores.errors import DataPathLocked, SchemaMismatch, SchemaTooNew, StoreClosed
+from stores.errors import StoreClosed
+from stores.sqlite import FileLock, Migration, apply_migrations, connect, transaction
 
 logger = logging.getLogger(__name__)
 
 DB_FILENAME = "documents.db"
 LOCK_FILENAME = "documents.lock"
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One schema step; its checksum is recorded so an edited migration is detected at open."""
-
-    id: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
 # ``seq`` columns (AUTOINCREMENT, never reused) order objects created in the same second.
@@ -141,45 +125,13 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-class LibraryLock:
-    """An exclusive, non-blocking ``flock`` on ``<root>/documents.lock`` holding our PID."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / LOCK_FILENAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = os.pread(fd, 32, 0).decode().strip()
-            except (OSError, UnicodeDecodeError):
-                holder = ""
-            os.close(fd)
-            who = f" by process {holder}" if holder.isdigit() else ""
-            raise DataPathLocked(
-                f"document library {self.path.parent} is locked{who}; only one process may open it at a time"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 class LibraryDatabase:
     """Connections to ``documents.db``: one serialised writer, one reader per thread."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.path = root / DB_FILENAME
-        self._lock = LibraryLock(root)
+        self._lock = FileLock(root / LOCK_FILENAME, "document library")
         self.write_mutex = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -190,10 +142,10 @@ class LibraryDatabase:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
-            conn = self._connect()
+            conn = connect(self.path)
             conn.execute("PRAGMA journal_mode=WAL")
             self._writer = conn
-            self._migrate(conn)
+            apply_migrations(conn, self.path, MIGRATIONS, "documents_migration_applied", log=logger)
         except BaseException:
             self.close()
             raise
@@ -215,61 +167,11 @@ class LibraryDatabase:
     def is_open(self) -> bool:
         return self._writer is not None
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " checksum TEXT NOT NULL, applied_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER)))"
-        )
-        applied = dict(conn.execute("SELECT id, checksum FROM schema_migrations").fetchall())
-        known = {m.id: m for m in MIGRATIONS}
-        newer = sorted(set(applied) - set(known))
-        if newer:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {max(newer)} but this code knows up to "
-                f"{max(known)}; upgrade the appliance to open it"
-            )
-        for migration in MIGRATIONS:
-            if migration.id in applied:
-                if applied[migration.id] != migration.checksum:
-                    raise SchemaMismatch(
-                        f"{self.path}: migration {migration.id} ({migration.name}) was applied with "
-                        "a different checksum than this code's"
-                    )
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # executescript would COMMIT first; run the statements inside our transaction
-                for statement in _statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (id, name, checksum) VALUES (?, ?, ?)",
-                    (migration.id, migration.name, migration.checksum),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            logger.info("documents_migration_applied id=%s name=%s", migration.id, migration.name)
-
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One serialised write transaction, durably committed when the block exits normally."""
-        with self.write_mutex:
-            conn = self.writer()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self.write_mutex, transaction(self.writer()) as conn:
+            yield conn
 
     def writer(self) -> sqlite3.Connection:
         """The writer connection; only use it while holding ``write_mutex``."""
@@ -282,27 +184,10 @@ class LibraryDatabase:
         self.writer()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = connect(self.path)
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._readers_mutex:
                 self._readers.append(conn)
         return conn
 
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements; a trigger body's inner ``;`` stays with its trigger."""
-    statements: list[str] = []
-    current: list[str] = []
-    for part in script.split(";"):
-        current.append(part)
-        candidate = ";".join(current).strip()
-        if not candidate:
-            current = []
-            continue
-        if sqlite3.complete_statement(candidate + ";"):
-            statements.append(candidate)
-            current = []
-    if "".join(current).strip():
-        raise ValueError(f"incomplete SQL statement in migration: {';'.join(current).strip()[:80]}")
-    return statements
