@@ -1,12 +1,13 @@
 """Answers from documents: retrieved chunks as numbered sources in the latest user turn, and the
 citations an answer carries back (which sources it was given, which `[n]` it used, where).
 
-Only the latest user message changes (its question is followed by the sources and a short
-instruction), so every earlier turn renders byte for byte as before and the model's prefix cache
-keeps its work across a conversation. Sources that would not fit the context beside the history and
-the reply are dropped lowest-ranked first. When retrieval finds nothing above its floor there is no
-prompt at all: the answer says so plainly (`NO_CONTEXT_ANSWER`), unless the caller asked the model
-to answer on its own (`fallback: "model"`).
+Only the latest user message changes (a short instruction, the numbered sources, then its
+question), so every earlier turn renders byte for byte as the client sent it and the model's prefix
+cache keeps the conversation up to the previous question (the client sends that one back without
+its sources, so the previous answer is read anew; tests/bench/answers.py measures it). Sources
+that would not fit the context beside the history and the reply are dropped lowest-ranked first.
+When retrieval finds nothing above its floor there is no prompt at all: the answer says so plainly
+(`NO_CONTEXT_ANSWER`), unless the caller asked the model to answer on its own (`fallback: "model"`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class FileSearch:
     filters: dict[str, Any] | None = None
     ranker: str = "auto"
     score_threshold: float = 0.0
+    rerank_model: str | None = None  # None: the first store's own `rerank_model`, as search does
     fallback: str = "none"  # "none": say there is no context; "model": let the model answer without sources
 
 
@@ -107,6 +109,7 @@ def file_search_of(options: Any) -> FileSearch:
         else options.filters.model_dump(),
         ranker=str(ranking.get("ranker") or "auto"),
         score_threshold=float(ranking.get("score_threshold") or 0.0),
+        rerank_model=str(ranking["rerank_model"]) if ranking.get("rerank_model") else None,
         fallback=getattr(options, "fallback", "none") or "none",
     )
 
@@ -134,14 +137,27 @@ def sources_of(retrieval: Retrieval) -> list[Source]:
 
 
 async def retrieve(knowledge: Any, search: FileSearch, query: str) -> tuple[list[Source], Retrieval]:
+    rerank_model = None
+    if search.ranker != "none":  # as the search route: ranker "none" also turns the rerank off
+        rerank_model = search.rerank_model or await _stores_rerank_model(knowledge, search.vector_store_ids)
     options = SearchOptions(
         max_results=search.max_num_results,
         filters=search.filters,
         ranker=search.ranker,
         score_threshold=search.score_threshold,
+        rerank_model=rerank_model,
     )
     retrieval = await knowledge.search(list(search.vector_store_ids), [query], options)
     return sources_of(retrieval), retrieval
+
+
+async def _stores_rerank_model(knowledge: Any, store_ids: Sequence[str]) -> str | None:
+    """The cross-encoder the first of these stores was created with (`rerank_model`), if any."""
+    for store_id in store_ids:
+        store = await knowledge.run("get_store", store_id)
+        if store.rerank_model:
+            return str(store.rerank_model)
+    return None
 
 
 @dataclass(frozen=True)

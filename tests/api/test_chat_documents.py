@@ -134,3 +134,35 @@ def test_file_search_errors(client: TestClient, tmp_path: Path) -> None:
     assert_error(client.post("/v1/chat/completions", json=body), 404)
     body["model"] = "nope"
     assert_error(client.post("/v1/chat/completions", json=body), 404, code="model_not_found")
+
+
+def test_answers_rerank_as_search_does(make_app: Callable[..., FastAPI], models_path: Path, tmp_path: Path) -> None:
+    """The sources of an answer are what a search of the same store returns: reranked by the store's
+    `rerank_model`, or by `ranking_options.rerank_model`, and not at all with the ranker `none`."""
+    write(models_path / "embedder.yaml", EMBEDDER)
+    write(models_path / "chatty.yaml", "name: chatty\nbackend: fake\ncontext_size: 4096\n")
+    write(models_path / "reranker.yaml", "name: reranker\nbackend: fake\nreranking: true\nknown_usecases: [rerank]\n")
+    question = "keyctl rotate weekly"  # the fake reranker scores the share of these words a source holds
+    with TestClient(make_app(default_embedding_model="embedder", retrieval_min_similarity=-1.0)) as client:
+        plain = ingest(client, tmp_path)
+        file_id = client.get(f"/v1/vector_stores/{plain}/files").json()["data"][0]["id"]
+        reranked = client.post(
+            "/v1/vector_stores", json={"name": "reranked", "file_ids": [file_id], "rerank_model": "reranker"}
+        ).json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/vector_stores/{reranked}").json()["file_counts"]["completed"] < 1:
+            assert time.monotonic() < deadline, "the reranked store was not ingested"
+            time.sleep(0.05)
+
+        def scores(store: str, ranking: dict[str, Any] | None = None) -> tuple[list[float], list[float]]:
+            options = {"ranking_options": ranking} if ranking else {}
+            searched = client.post(f"/v1/vector_stores/{store}/search", json={"query": question, **options}).json()
+            answered = chat(client, store, question, file_search=options)
+            return [r["score"] for r in searched["data"]], [c["score"] for c in answered["citations"]]
+
+        by_store = scores(reranked)
+        assert by_store[0][0] == pytest.approx(2 / 3) and by_store[1] == by_store[0]
+        by_request = scores(plain, {"rerank_model": "reranker"})
+        assert by_request[1] == by_request[0] == by_store[0]
+        unranked = scores(reranked, {"ranker": "none"})
+        assert unranked[1] == unranked[0] != by_store[0]  # the fused scores
