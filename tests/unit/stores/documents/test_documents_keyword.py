@@ -148,3 +148,28 @@ def test_keyword_search_respects_stores_files_and_status(shelf, library: Documen
     assert {library.get_chunks([h.chunk_id])[0].file_id for h in only_b} == {b.file_id, c.file_id}
     assert library.keyword_search([store_id], "pelican", 10, file_ids=set()) == []
     assert len(library.keyword_search([store_id], "pelican", 1)) == 1
+
+
+def test_words_in_most_chunks_do_not_make_every_chunk_a_match(shelf, library: DocumentLibrary, store_id: str) -> None:
+    """"the" is in every chunk: it adds no BM25 weight, so the OR leaves it out and only the chunks with
+    the rarer word answer; a query of common words alone still finds them, and the phrase still counts."""
+    ids = [library.file_chunks(store_id, shelf.document(store_id, [f"the note number {i}"]).file_id)[0].chunk_id
+           for i in range(6)]
+    pump = library.file_chunks(store_id, shelf.document(store_id, ["the pump manual"]).file_id)[0].chunk_id
+    assert [h.chunk_id for h in library.keyword_search([store_id], "the pump", 10)] == [pump]
+    assert {h.chunk_id for h in library.keyword_search([store_id], "the", 10)} == {*ids, pump}
+    assert library.keyword_search([store_id], "the note number 3", 10)[0].chunk_id == ids[3]
+
+
+def test_stores_drowned_out_by_others_still_get_their_best_matches(shelf, library: DocumentLibrary, store_id: str) -> None:
+    """The global top rows come from another store: the search falls back to scoring this store's own."""
+    loud = library.create_store(name="loud")
+    for i in range(80):
+        shelf.document(loud.id, [f"valve valve valve report {i}"])
+    quiet = [shelf.document(store_id, [f"a valve in passing, note {i}"]) for i in range(3)]
+    hits = library.keyword_search([store_id], "valve", 2)
+    assert len(hits) == 2
+    assert {library.get_chunks([h.chunk_id])[0].file_id for h in hits} <= {d.file_id for d in quiet}
+    assert hits[0].score >= hits[1].score > 0
+    mixed = library.keyword_search([store_id, loud.id], "valve", 5)
+    assert all(library.get_chunks([h.chunk_id])[0].file_id not in {d.file_id for d in quiet} for h in mixed)
