@@ -1,18 +1,25 @@
 """Answers from documents: retrieved chunks as numbered sources in the latest user turn, and the
 citations an answer carries back (which sources it was given, which `[n]` it used, where).
 
-Only the latest user message changes (a short instruction, the numbered sources, then its
-question), so every earlier turn renders byte for byte as the client sent it and the model's prefix
-cache keeps the conversation up to the previous question (the client sends that one back without
-its sources, so the previous answer is read anew; tests/bench/answers.py measures it). Sources
-that would not fit the context beside the history and the reply are dropped lowest-ranked first.
+The latest user message is rewritten (a short instruction, the numbered sources, then its
+question). A client sends that turn back in a follow-up as it wrote it, without the sources, which
+would make the prompt differ from the previous one right there and the model's prefix cache start
+over. So the server remembers each rewritten turn (`SourceMemory`, keyed by a hash of the
+conversation up to it) and puts the same text back into the follow-up's history: the new prompt
+then starts with the previous prompt and answer byte for byte and only the new turn is prefilled
+(tests/bench/answers.py measures it). Remembered sources yield when they would leave no room for
+the new turn's own. Sources that would not fit the context beside the history and the reply are
+dropped lowest-ranked first.
 When retrieval finds nothing above its floor there is no prompt at all: the answer says so plainly
 (`NO_CONTEXT_ANSWER`), unless the caller asked the model to answer on its own (`fallback: "model"`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,11 +182,49 @@ class AnswerPlan:
         return {"status": self.status, "sources_found": self.found, "sources_used": len(self.sources)}
 
 
+class SourceMemory:
+    """The user turns this server rewrote with sources, each under a hash of the model and the
+    conversation up to and including that turn as the client sent it; the newest `capacity` kept."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._turns: OrderedDict[str, str] = OrderedDict()
+
+    @staticmethod
+    def keys(model: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
+        """One key per message: a hash chained over the model and every message up to it."""
+        digest = hashlib.sha256(model.encode()).hexdigest()
+        keys = []
+        for message in messages:
+            canonical = json.dumps(message, sort_keys=True, ensure_ascii=False, default=str)
+            digest = hashlib.sha256(f"{digest}\n{canonical}".encode()).hexdigest()
+            keys.append(digest)
+        return keys
+
+    def restore(self, model: str, messages: Sequence[Mapping[str, Any]], before: int) -> list[dict[str, Any]]:
+        """The messages with every user turn before `before` that this server rewrote rewritten again."""
+        out = [dict(message) for message in messages]
+        for position, key in enumerate(self.keys(model, messages[:before])):
+            content = self._turns.get(key)
+            if content is not None and out[position].get("role") == "user":
+                self._turns.move_to_end(key)
+                out[position] = {**out[position], "content": content}
+        return out
+
+    def remember(self, model: str, messages: Sequence[Mapping[str, Any]], position: int, content: str) -> None:
+        key = self.keys(model, messages[: position + 1])[-1]
+        self._turns[key] = content
+        self._turns.move_to_end(key)
+        while len(self._turns) > self.capacity:
+            self._turns.popitem(last=False)
+
+
 async def plan_answer(
     knowledge: Any, text: Any, model: str, messages: Sequence[Mapping[str, Any]], search: FileSearch, reserve: int
 ) -> AnswerPlan:
     """Retrieve for the latest user turn and fit the sources into the context (dropping the
-    lowest-ranked first) with `reserve` tokens left for the reply."""
+    lowest-ranked first) with `reserve` tokens left for the reply; earlier turns get back the
+    sources this server gave them (see the module's docstring) when that leaves room."""
     latest = latest_user_text(messages)
     plain = [dict(message) for message in messages]
     if latest is None or not latest[1].strip():
@@ -188,13 +233,25 @@ async def plan_answer(
     sources, retrieval = await retrieve(knowledge, search, question)
     if not sources:
         return AnswerPlan(plain, [], 0, retrieval.status, refuse=search.fallback != "model")
-    fits = await text.largest_fitting(
-        model, lambda n: with_sources(messages, position, sources[:n]), len(sources), reserve
-    )
+    memory: SourceMemory | None = getattr(knowledge, "source_memory", None)
+    histories = [plain]
+    if memory is not None:
+        restored = memory.restore(model, messages, position)
+        if restored != plain:
+            histories.insert(0, restored)
+    for history in histories:
+        fits = await text.largest_fitting(
+            model, lambda n, h=history: with_sources(h, position, sources[:n]), len(sources), reserve
+        )
+        if fits:
+            break
     used = sources[:fits]
     if not used:  # not even the best source fits beside the history and the reply
         return AnswerPlan(plain, [], len(sources), "sources_do_not_fit", refuse=search.fallback != "model")
-    return AnswerPlan(with_sources(messages, position, used), used, len(sources), "ok", refuse=False)
+    prompt = with_sources(history, position, used)
+    if memory is not None:
+        memory.remember(model, messages, position, prompt[position]["content"])
+    return AnswerPlan(prompt, used, len(sources), "ok", refuse=False)
 
 
 def latest_user_text(messages: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:

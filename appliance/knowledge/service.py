@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance.knowledge.answers import SourceMemory
 from appliance.knowledge.embedder import DocumentEmbedder
 from appliance.knowledge.extraction import ExtractionLimits, ExtractionPool
 from appliance.knowledge.ingest import IngestJobs, JobSettings
@@ -88,6 +89,7 @@ class Knowledge:
         self.jobs: IngestJobs | None = None
         self.reindexer: Reindexer | None = None
         self.retriever: Retriever | None = None
+        self.source_memory = SourceMemory()  # rewritten user turns, for follow-ups' prefix cache
 
     @property
     def default_model(self) -> str:

@@ -166,3 +166,29 @@ def test_answers_rerank_as_search_does(make_app: Callable[..., FastAPI], models_
         assert by_request[1] == by_request[0] == by_store[0]
         unranked = scores(reranked, {"ranker": "none"})
         assert unranked[1] == unranked[0] != by_store[0]  # the fused scores
+
+
+def test_a_follow_up_gets_the_previous_turns_sources_back(client: TestClient, tmp_path: Path) -> None:
+    """The client sends turn 1's question back without the sources the server put in; the server puts
+    them back, so the follow-up's prompt starts with the previous prompt (the prefix cache holds it).
+    A history the server did not write (here: one changed byte) stays as sent."""
+    store = ingest(client, tmp_path)
+    first = chat(client, store, "keyctl rotate")
+    answer = first["choices"][0]["message"]["content"]
+
+    def follow_up(question: str, model: str = "chatty") -> dict[str, Any]:
+        history = [{"role": "user", "content": question}, {"role": "assistant", "content": answer},
+                   {"role": "user", "content": "archive bucket backups"}]
+        return chat(client, store, "", messages=history, model=model)
+
+    restored, unknown = follow_up("keyctl rotate"), follow_up("keyctl  rotate")
+    assert restored["retrieval"]["status"] == unknown["retrieval"]["status"] == "ok"
+    # The fake model counts prompt bytes: the restored turn carries the instruction and its source again.
+    grown = restored["usage"]["prompt_tokens"] - unknown["usage"]["prompt_tokens"]
+    assert grown > len(INSTRUCTION) + len(SECTIONS["Keys"]) - 1
+    assert restored["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"] + len(answer)
+    # Where the remembered sources leave no room for the new turn's, the history goes as sent.
+    chat(client, store, "keyctl rotate", model="small")
+    small, small_unknown = follow_up("keyctl rotate", model="small"), follow_up("keyctl  rotate", model="small")
+    assert small["retrieval"]["sources_used"] == small_unknown["retrieval"]["sources_used"] == 1
+    assert small["usage"]["prompt_tokens"] == small_unknown["usage"]["prompt_tokens"] - 1  # the extra space

@@ -11,8 +11,8 @@ decoding throughout:
       tokens, prefill and the tokens the llama.cpp prefix cache reused (the backend's DEBUG
       `event=llama_generated` line), and turns 2 and 3 again cold, after another conversation took
       the cache. The client sends earlier turns back as it wrote them, without the sources the
-      server added, so turn n can reuse the history up to turn n-1's question (turn 2: the template's
-      preamble alone), never turn n-1's sources and answer;
+      server added; the server puts those sources back (appliance/knowledge/answers.py SourceMemory),
+      so turn n reuses turn n-1's whole prompt and answer and prefills only its own turn;
   (c) `POST /v1/responses` streamed against `POST /v1/chat/completions` streamed on the same prompt,
       same max tokens, alternating runs, each after another conversation took the cache (so both
       prefill the prompt): total time and time to first token (medians of `--runs`, and the median

@@ -5,6 +5,7 @@ sources never marked, at the end)."""
 from __future__ import annotations
 
 from appliance.knowledge.answers import (
+    SourceMemory,
     INSTRUCTION,
     Source,
     citations,
@@ -70,3 +71,18 @@ def test_only_the_latest_user_turn_changes() -> None:
     assert content.startswith(INSTRUCTION) and content.endswith("Question: second question")
     assert "[1] doc1.pdf, page 7, Manual › 2 Setup\ntext of source 1" in content and "[2] doc2.pdf\n" in content
     assert with_sources(messages, position, []) == messages
+
+
+def test_source_memory_puts_rewritten_turns_back_by_their_conversation() -> None:
+    memory = SourceMemory(capacity=2)
+    turn = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"}]
+    memory.remember("m", turn, 1, "sources + q1")
+    follow = [*turn, {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    assert memory.restore("m", follow, 3)[1]["content"] == "sources + q1"
+    assert memory.restore("m", follow, 3)[3]["content"] == "q2"  # the latest turn is never touched
+    assert memory.restore("other", follow, 3) == follow  # another model: another conversation
+    changed = [{"role": "system", "content": "be brief!"}, *follow[1:]]
+    assert memory.restore("m", changed, 3) == changed  # the turn's whole history is its key
+    memory.remember("m", [{"role": "user", "content": "x"}], 0, "sx")
+    memory.remember("m", [{"role": "user", "content": "y"}], 0, "sy")
+    assert memory.restore("m", follow, 3) == follow  # the oldest went at capacity 2
