@@ -1,6 +1,7 @@
 """The `appliance` command: thin wrappers that turn flags into Settings and call the library.
 
-`appliance run` serves; `appliance models list` prints the catalog. Every setting has a flag built
+`appliance run` serves; `appliance models list` prints the catalog; `appliance models install`,
+`available` and `remove` work on the models path directly (see `appliance.gallery.cli`). Every setting has a flag built
 from the Settings table, so flags, env names and defaults in `--help` always match the code.
 """
 
@@ -54,10 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", parents=[settings_args], help="serve the API and the web UI")
-    models = commands.add_parser("models", help="inspect the model catalog")
+    models = commands.add_parser("models", help="inspect the model catalog, install and remove models")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = models_commands.add_parser("list", parents=[settings_args], help="print every model the server offers")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    install = models_commands.add_parser(
+        "install",
+        parents=[settings_args],
+        help="install gallery models (gallery@name or name) or model files by URL into the models path",
+    )
+    install.add_argument("targets", nargs="+", metavar="NAME|URL", help="a gallery model id, or a URL of a model file or config")
+    install.add_argument("--name", help="the model name to install as (default: the gallery's or the config's)")
+    available = models_commands.add_parser(
+        "available", parents=[settings_args], help="list the models the configured galleries offer"
+    )
+    available.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    remove = models_commands.add_parser(
+        "remove", parents=[settings_args], help="delete an installed model's config and the files only it uses"
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME", help="installed model names")
     return parser
 
 
@@ -92,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "run":
         return _run(settings)
+    if args.models_command in ("install", "available", "remove"):
+        from appliance.gallery.cli import run_models_command
+
+        return run_models_command(settings, args)
     return _models_list(settings, as_json=args.json)
 
 

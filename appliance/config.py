@@ -112,6 +112,32 @@ def split_list(value: Any) -> list[str]:
     return items
 
 
+def parse_galleries(value: Any) -> list[dict[str, str]]:
+    """LocalAI's gallery list: a JSON array of {"name", "url"}; names unique and without '@'."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f'invalid JSON ({exc.msg}); expected [{{"name": "...", "url": "..."}}]') from None
+    if not isinstance(value, list | tuple):
+        raise ValueError('expected a JSON list such as [{"name": "localai", "url": "github:mudler/LocalAI/gallery/index.yaml@master"}]')
+    galleries: list[dict[str, str]] = []
+    for item in value:
+        name = item.get("name") if isinstance(item, dict) else None
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.strip() or not isinstance(url, str) or not url.strip():
+            raise ValueError('each gallery needs a "name" and a "url"')
+        name, url = name.strip(), url.strip()
+        if "@" in name:
+            raise ValueError(f"gallery name {name!r} must not contain '@' (it separates gallery and model in ids)")
+        if any(g["name"] == name for g in galleries):
+            raise ValueError(f"gallery name {name!r} is given twice")
+        galleries.append({"name": name, "url": url})
+    return galleries
+
+
 class Settings(BaseSettings):
     """Everything that configures one server. A setting's name is its env var without the prefix."""
 
@@ -345,6 +371,24 @@ class Settings(BaseSettings):
             "PRELOAD_MODELS", "LOCALAI_PRELOAD_MODELS", "PRELOAD_MODELS", "LOCALAI_LOAD_TO_MEMORY", "LOAD_TO_MEMORY"
         ),
     )
+    galleries: Annotated[list[dict[str, str]], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            'Model galleries as LocalAI\'s JSON list [{"name": "...", "url": ".../index.yaml"}]; '
+            "GET /models/available lists their models"
+        ),
+        validation_alias=_env("GALLERIES", "LOCALAI_GALLERIES", "GALLERIES"),
+    )
+    allow_private_downloads: bool = Field(
+        False,
+        description="Let downloads reach private, loopback and link-local addresses (LAN mirrors, tests)",
+        validation_alias=_env("ALLOW_PRIVATE_DOWNLOADS"),
+    )
+    max_download_size: int = Field(
+        64 * 1024**3,
+        description="Largest model file a download may write, e.g. '64GiB' or '800MB'; a bigger one fails",
+        validation_alias=_env("MAX_DOWNLOAD_SIZE"),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
         description="Logging level: debug, info, warning or error",
@@ -355,6 +399,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
         return split_list(value)
+
+    @field_validator("galleries", mode="before")
+    @classmethod
+    def _galleries(cls, value: Any) -> list[dict[str, str]]:
+        return parse_galleries(value)
+
+    @field_validator("max_download_size", mode="before")
+    @classmethod
+    def _max_download_size(cls, value: Any) -> int:
+        return parse_size(value)
 
     @field_validator("memory_budget", mode="before")
     @classmethod

@@ -35,3 +35,7 @@ def configure_logging(level: str) -> None:
         uv = logging.getLogger(name)
         uv.handlers[:] = []
         uv.propagate = True
+    # httpx and httpcore log every request at INFO with its full URL, which for a model download may
+    # carry a signed query string: keep them to warnings unless the server runs at DEBUG.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)

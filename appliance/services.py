@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from appliance.config import Settings
+from appliance.gallery.service import ModelGallery
 from appliance.knowledge.service import Knowledge
 from appliance.responses.service import Responses
 from appliance.storage.access import StoreAccess
@@ -54,6 +55,7 @@ class Services:
     metrics: Metrics
     readiness: Readiness
     started_at: float
+    gallery: ModelGallery
 
 
 def services(request: Request) -> Services:

@@ -78,6 +78,9 @@ def test_every_env_name_sets_its_field(monkeypatch: pytest.MonkeyPatch, field: s
         "generated_max_age": ("15m", 900.0),
         "builtin_models": ("false", False),
         "preload_models": ('["m1", {"name": "m2"}]', ["m1", "m2"]),
+        "galleries": ('[{"name": "g", "url": "github:o/r/index.yaml"}]', [{"name": "g", "url": "github:o/r/index.yaml"}]),
+        "allow_private_downloads": ("true", True),
+        "max_download_size": ("2GiB", 2 * 1024**3),
         "log_level": ("WARN", "warning"),
     }
     raw, expected = sample[field]
