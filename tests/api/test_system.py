@@ -125,8 +125,9 @@ def test_web_ui_served_and_can_be_disabled(make_app: Callable[..., FastAPI]) -> 
     with TestClient(make_app()) as client:
         page = client.get("/")
         assert page.status_code == 200 and "<title>The appliance</title>" in page.text
-        assert client.get("/static/app.js").status_code == 200
+        script = re.search(r'src="(/static/[^"]+/js/main\.js)"', page.text)
+        assert script is not None and client.get(script.group(1)).status_code == 200
     with TestClient(make_app(disable_web_ui=True)) as client:
         assert client.get("/").status_code == 404
-        assert client.get("/static/app.js").status_code == 404
+        assert client.get(script.group(1)).status_code == 404
         assert client.get("/v1/models").status_code == 200
