@@ -19,14 +19,17 @@ import webui
 from appliance import __version__
 from appliance.anthropic_errors import AnthropicErrorMiddleware
 from appliance.config import Settings, parse_image_size
-from appliance.errors import install_error_handlers
+from appliance.errors import ApplianceError, install_error_handlers
+from appliance.gallery.service import ModelGallery
 from appliance.middleware import RequestContextMiddleware
+from appliance.openapi import install_openapi
 from appliance.routes import backend, chat, completions, embeddings, models, stores, system, tokenize
 from appliance.routes import files, images, sound, vector_stores
 from appliance.routes import responses
 from appliance.routes import speech
 from appliance.routes import messages
 from appliance.routes import audio_transcriptions
+from appliance.routes import gallery
 from appliance.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -146,6 +149,7 @@ def build_services(settings: Settings, registry: BackendRegistry | None = None) 
         responses=Responses(settings.data_path, text, planner_of(knowledge, text)),
         readiness=Readiness(pending=list(settings.preload_models)),
         started_at=time.time(),
+        gallery=ModelGallery.from_settings(settings, on_change=catalog.refresh),
     )
 
 
@@ -185,12 +189,14 @@ def create_app(settings: Settings | None = None, *, registry: BackendRegistry | 
     app.include_router(stores.router)
     app.include_router(images.files_router)  # GET /generated-images/{name}, as LocalAI serves them
     app.include_router(speech.extra_router)  # LocalAI /tts, ElevenLabs /v1/text-to-speech
+    app.include_router(gallery.router)  # before the model routes: /models/{id:path} would take /models/jobs
     # Every OpenAI route answers with and without the /v1 prefix, as LocalAI's do.
     for prefix in ("/v1", ""):
         for family in (models, chat, completions, embeddings, tokenize, audio_transcriptions, speech):
             app.include_router(family.router, prefix=prefix)
         for family in (images, sound, files, vector_stores, messages, responses):
             app.include_router(family.router, prefix=prefix)
+    install_openapi(app, public, keys_required=bool(svc.api_keys))
     if not settings.disable_web_ui:
         webui.mount(app)
     return app
@@ -219,6 +225,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await preload
         with contextlib.suppress(asyncio.CancelledError):
             await janitor
+        await svc.gallery.close()
         await svc.knowledge.close()
         await svc.responses.close()
         await svc.embeddings.close()
@@ -231,9 +238,11 @@ async def _preload(svc: Services) -> None:
     state = svc.readiness
     for name in list(state.pending):
         try:
-            await svc.scheduler.load(name)
-            logger.info("event=preloaded model=%s", name)
-        except InferenceError as exc:
+            # A gallery id or URL is installed first (readiness waits for it); a plain name just loads.
+            model = await svc.gallery.prepare_preload(name, svc.catalog.__contains__)
+            await svc.scheduler.load(model)
+            logger.info("event=preloaded model=%s", model)
+        except (InferenceError, ApplianceError) as exc:
             state.failed[name] = exc.message
             logger.error("event=preload_failed model=%s reason=%s", name, exc.message)
         finally:

@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi import routing as fastapi_routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference import errors as inf
@@ -114,6 +116,52 @@ _STATUS_CODES: Mapping[int, str] = {
 }
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong (`message`), its kind (`type`), the field to fix (`param`) and a stable `code`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    param: str | None
+    code: str | None
+
+
+class ErrorEnvelope(BaseModel):
+    """The one error body, `{"error": {"message", "type", "param", "code"}}`, as a schema component."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+# What each error status means on this server, for the OpenAPI document.
+ERROR_DESCRIPTIONS: Mapping[int, str] = {
+    400: "The request is malformed or asks for what this server cannot do; `param` names the field to fix",
+    401: "API keys are set and the request carries none, or a wrong one",
+    404: "The model, object or file named does not exist",
+    409: "The request conflicts with the current state (an existing name, a different embedding model, a job "
+    "already running)",
+    413: "The request body is larger than the upload limit",
+    422: "A value is out of range (rerank's `top_n`)",
+    429: "Too many requests are waiting for the model or the queue; retry after `Retry-After` seconds",
+    500: "An internal error (a bug): the traceback is in the server log, never in the response",
+    503: "Not available now: the model failed to load or does not fit in memory, its library is not installed, "
+    "the wait for it timed out, or the server is starting or its data is locked",
+    504: "The model worked longer than the busy timeout and was stopped",
+}
+
+# Statuses of the families of work a route does, for `error_responses` (413, 500 and 401 come from
+# the layers in front of every route; appliance.openapi adds them): running a model, using a store.
+MODEL_ERRORS = (400, 404, 429, 503, 504)
+STORE_ERRORS = (400, 404, 409, 503)
+
+
+def error_responses(*statuses: int, model: type[BaseModel] = ErrorEnvelope) -> dict[int | str, dict[str, Any]]:
+    """FastAPI's `responses=` for these error statuses, each with the error envelope as its schema."""
+    return {status: {"model": model, "description": ERROR_DESCRIPTIONS[status]} for status in sorted(set(statuses))}
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """The one error envelope."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
@@ -186,9 +234,26 @@ def _store_error(request: Request, exc: Exception) -> Response:
     return error_response(status, exc.message, type_, param=exc.param, code=exc.code)
 
 
-def _http_error(_: Request, exc: Exception) -> Response:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return http_error_response(exc)
+    response = http_error_response(exc)
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
+    return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route at this path answers: Starlette's own 405 names only the first
+    route's, but GET and DELETE of one path are two routes here."""
+    path = request.scope.get("path", "")
+    routes = request.app.router.routes
+    contexts = getattr(fastapi_routing, "iter_route_contexts", None)  # newer FastAPI: included routers
+    methods: set[str] = set()
+    for route in contexts(routes) if contexts is not None else routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
 
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|none|list\[.*\]|dict\[.*\]|literal\[.*\]|function-.*|[A-Z]\w*)$")
@@ -196,7 +261,9 @@ _UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|none|list\[.*\]|dict\[.*\]|
 
 def _field(loc: Sequence[Any]) -> str | None:
     """A dotted field path, without the location kind and pydantic's union-branch tags."""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]  # the location, not a field (a body field may be called `query`)
     return ".".join(p for p in parts if not _UNION_TAG.match(p)) or None
 
 

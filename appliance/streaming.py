@@ -8,6 +8,7 @@ event in the error envelope, then `data: [DONE]`. A client that goes away cancel
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -46,8 +47,17 @@ async def prime(events: AsyncIterator[T]) -> AsyncIterator[T]:
     return replay()
 
 
+def json_bytes(payload: Any) -> bytes:
+    """JSON of ``payload``: orjson's (fast), or the standard library's for what orjson cannot write,
+    integers beyond 64 bits, which clients may put in free-form objects (tool parameters, metadata)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def encode_event(payload: Any) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return b"data: " + json_bytes(payload) + b"\n\n"
 
 
 async def _sse_body(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -192,3 +192,18 @@ def _ivf_options(values: dict[str, Any]) -> IvfOptions:
                 param="index_options.train_threshold",
             )
     return IvfOptions(**values)
+
+
+def options_schema(kind: str) -> dict[str, Any]:
+    """The options ``kind`` takes, as a JSON Schema (for the HTTP API's document). The rules that
+    relate two options (``nprobe`` at most ``nlist``, ``train_threshold`` at least 39 x ``nlist``)
+    are ``parse_index_options``'s alone."""
+    properties: dict[str, Any] = {
+        name: {"type": "integer", "minimum": low, "maximum": high} for name, (low, high) in _LIMITS[kind].items()
+    }
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    tuned = TUNED_PARAMETER.get(kind)
+    if tuned is not None:
+        properties["target_recall"] = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+        schema["not"] = {"required": [tuned, "target_recall"]}
+    return schema

@@ -9,6 +9,7 @@ One connection serialised by a mutex: the rows are small and each call is one sh
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -197,4 +198,7 @@ class ResponseStore:
 
 
 def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits, which orjson cannot write (a client's free-form JSON)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -145,8 +145,10 @@ class Retriever:
         dropped = len(fused) - len(passed)
         chunks = {c.chunk_id: c for c in await asyncio.to_thread(self.library.get_chunks, [i for i, _ in passed])}
         reranked: dict[int, float] = {}
+        if options.rerank_model:
+            passed = [item for item in passed if item[0] in chunks]  # deleted meanwhile: no text, no score
         if options.rerank_model and passed:
-            texts = [chunks[chunk_id].text for chunk_id, _ in passed if chunk_id in chunks]
+            texts = [chunks[chunk_id].text for chunk_id, _ in passed]
             result = await self.embedder.embeddings.rerank(options.rerank_model, " ".join(queries), texts)
             reranked = {chunk_id: float(s) for (chunk_id, _), s in zip(passed, result.scores, strict=True)}
             passed.sort(key=lambda item: reranked[item[0]], reverse=True)

@@ -35,6 +35,11 @@ FORMATS: dict[str, AudioFormat] = {
 }
 
 
+# Bit rates (bit/s) an encoder opens with, where FFmpeg refuses others; an asked rate outside is
+# clamped, as a sample rate the codec cannot take becomes the nearest one it can.
+BIT_RATES: dict[str, tuple[int, int]] = {"libopus": (500, 256_000)}  # mono: libopus' limits
+
+
 def pyav_installed() -> bool:
     return importlib.util.find_spec("av") is not None
 
@@ -197,7 +202,8 @@ class _PyAVEncoder:
         self._container = av.open(self._file, mode="w", format=fmt.container)
         self._stream = self._container.add_stream(fmt.codec, rate=self.rate, layout="mono")
         if bit_rate:
-            self._stream.codec_context.bit_rate = bit_rate
+            low, high = BIT_RATES.get(fmt.codec, (1, bit_rate))
+            self._stream.codec_context.bit_rate = min(max(bit_rate, low), high)
         self._resampler = av.AudioResampler(format=self._stream.codec_context.format, layout="mono", rate=self.rate)
 
     def write(self, pcm: bytes) -> bytes:

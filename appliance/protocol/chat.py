@@ -6,10 +6,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from appliance.protocol.base import JsonInt, PositiveInt, RequestBody
 from appliance.protocol.generation import SamplingFields, StreamOptions, TimingsOut, Usage
+from appliance.protocol.vector_stores import Filter, RankingOptions
 
 
-class FunctionDef(BaseModel):
+_FALSE_OR_NULL: dict[str, Any] = {"anyOf": [{"const": False}, {"type": "null"}]}
+
+
+class FunctionDef(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -17,12 +22,27 @@ class FunctionDef(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
-class ToolDef(BaseModel):
+class ToolDef(RequestBody):
     type: Literal["function"] = "function"
     function: FunctionDef
 
 
-class ChatMessage(BaseModel):
+class FunctionName(RequestBody):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+
+class NamedToolChoice(RequestBody):
+    """`{"type": "function", "function": {"name": ...}}`: call this function (one of `tools`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"] = "function"
+    function: FunctionName
+
+
+class ChatMessage(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -40,15 +60,15 @@ class ChatMessage(BaseModel):
         return data
 
 
-class FileSearchOptions(BaseModel):
+class FileSearchOptions(RequestBody):
     """Our extension: answer from documents (the same fields as the Responses API's file_search tool)."""
 
     model_config = ConfigDict(extra="ignore")
 
     vector_store_ids: list[str] = Field(min_length=1, max_length=10)
-    max_num_results: int = Field(5, ge=1, le=50)
-    filters: dict[str, Any] | None = None
-    ranking_options: dict[str, Any] | None = None
+    max_num_results: JsonInt = Field(5, ge=1, le=50)
+    filters: Filter | None = None
+    ranking_options: RankingOptions | None = None
     fallback: Literal["none", "model"] = "none"
 
 
@@ -56,14 +76,14 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
     tools: list[ToolDef] | None = None
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     functions: list[FunctionDef] | None = None  # the pre-tools spelling, still sent by some clients
-    function_call: Literal["none", "auto"] | dict[str, Any] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
+    function_call: Literal["none", "auto"] | FunctionName | None = None
+    logprobs: bool | None = Field(None, description="Not supported: false or absent", json_schema_extra=_FALSE_OR_NULL)
+    top_logprobs: JsonInt | None = None
     file_search: FileSearchOptions | None = None
 
     @model_validator(mode="after")
@@ -84,9 +104,9 @@ class ChatCompletionRequest(SamplingFields):
 
     def tool_choice_value(self) -> Any:
         if self.tool_choice is not None or not self.functions:
-            return self.tool_choice
-        if isinstance(self.function_call, dict):
-            return {"type": "function", "function": {"name": self.function_call.get("name")}}
+            return self.tool_choice.model_dump() if isinstance(self.tool_choice, BaseModel) else self.tool_choice
+        if isinstance(self.function_call, FunctionName):
+            return {"type": "function", "function": {"name": self.function_call.name}}
         return self.function_call
 
     def message_dicts(self) -> list[dict[str, Any]]:

@@ -6,20 +6,32 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from appliance.protocol.base import JsonInt, PositiveInt
 from appliance.protocol.generation import SamplingFields, StreamOptions, TimingsOut, Usage
 
 MAX_PROMPTS = 16
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int | None = Field(None, ge=1)
+    # Token-id prompts are refused by `_prompt` (with a message saying so): the schema lists text only.
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_PROMPTS},
+            ]
+        }
+    )
+    max_tokens: PositiveInt | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     echo: bool = False
-    suffix: str | None = None
-    logprobs: int | None = None
-    best_of: int | None = None
+    # Not supported, so only their neutral values are accepted (`_unsupported` says why).
+    suffix: str | None = Field(
+        None, json_schema_extra={"anyOf": [{"type": "string", "maxLength": 0}, {"type": "null"}]}
+    )
+    logprobs: JsonInt | None = Field(None, json_schema_extra={"anyOf": [{"const": 0}, {"type": "null"}]})
+    best_of: JsonInt | None = Field(None, json_schema_extra={"anyOf": [{"const": 1}, {"type": "null"}]})
 
     @field_validator("prompt")
     @classmethod
@@ -67,7 +79,7 @@ class Completion(BaseModel):
 class EditRequest(SamplingFields):
     instruction: str = Field(min_length=1)
     input: str = ""
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: PositiveInt | None = None
 
 
 class EditChoice(BaseModel):

@@ -8,16 +8,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appliance.protocol.base import JsonInt, ModelName, NonNegativeInt, PositiveInt, RequestBody
+
 MAX_INPUTS = 2048
 
 
-class EmbeddingRequest(BaseModel):
+def _inputs(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items, "minItems": 1, "maxItems": MAX_INPUTS}
+
+
+# What `_input` checks, for the schema: text, texts, token ids or lists of them, none empty.
+_INPUT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        _inputs({"type": "string", "minLength": 1}),
+        _inputs({"type": "integer", "minimum": 0}),
+        _inputs({"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}),
+    ]
+}
+
+
+class EmbeddingRequest(RequestBody):
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    model: ModelName
+    input: str | list[str] | list[NonNegativeInt] | list[list[NonNegativeInt]] = Field(json_schema_extra=_INPUT_SCHEMA)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: PositiveInt | None = None
     user: str | None = None
 
     @field_validator("input")
@@ -60,20 +77,48 @@ class EmbeddingUsage(BaseModel):
     total_tokens: int
 
 
-class RerankDocument(BaseModel):
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="Floats, or base64 of little-endian float32 (encoding_format)")
+
+
+class EmbeddingList(BaseModel):
+    """The answer of /v1/embeddings (built with orjson in the route; this model documents it)."""
+
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: EmbeddingUsage
+
+
+class RerankDocument(RequestBody):
     text: str
 
 
-class RerankRequest(BaseModel):
+class RerankRequest(RequestBody):
     """Jina/Cohere `{model, query, documents, top_n, return_documents}`; TEI `{query, texts}`."""
 
-    model_config = ConfigDict(extra="allow")
+    # `_documents` for the schema: non-empty `documents`, or else non-empty TEI `texts`.
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["documents"], "properties": {"documents": {"type": "array", "minItems": 1}}},
+                {
+                    "required": ["texts"],
+                    "properties": {"texts": {"type": "array", "minItems": 1}, "documents": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
-    model: str | None = Field(None, min_length=1)
-    query: str
+    model: ModelName | None = None
+    query: str = Field(min_length=1)
     documents: list[str | RerankDocument] | None = None
     texts: list[str] | None = None  # TEI
-    top_n: int | None = None
+    # At least 1; checked in the route, which answers 422 for it as rerank servers do.
+    top_n: JsonInt | None = Field(None, json_schema_extra={"minimum": 1})
     return_documents: bool = True
     return_text: bool = False  # TEI
 

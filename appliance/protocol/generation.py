@@ -8,10 +8,12 @@ Unknown fields are tolerated (clients send many) and logged at DEBUG.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appliance.protocol.base import JsonInt, ModelName, NonNegativeInt, RequestBody
 from inference.catalog.config import ModelConfig
 from inference.generation import (
     DEFAULT_TEMPERATURE,
@@ -24,16 +26,34 @@ from inference.generation import (
 logger = logging.getLogger(__name__)
 
 MAX_STOP = 16
+TOKEN_ID = re.compile(r"-?[0-9]+")
 
 
-class JsonSchemaFormat(BaseModel):
+class JsonSchemaFormat(RequestBody):
     name: str | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     strict: bool | None = None
     description: str | None = None
 
 
-class ResponseFormatField(BaseModel):
+class ResponseFormatField(RequestBody):
+    # The rule `_schema_present` checks, for the schema: json_schema comes with a JSON schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "json_schema"}}},
+            "then": {
+                "required": ["json_schema"],
+                "properties": {
+                    "json_schema": {
+                        "type": "object",
+                        "required": ["schema"],
+                        "properties": {"schema": {"type": "object"}},
+                    }
+                },
+            },
+        }
+    )
+
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -44,28 +64,50 @@ class ResponseFormatField(BaseModel):
         return self
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(RequestBody):
     include_usage: bool = False
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(RequestBody):
     """Fields every text-generation request shares."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    model: str = Field(min_length=1)
+    model: ModelName
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
+    top_k: NonNegativeInt | None = None
     min_p: float | None = Field(None, ge=0, le=1)
     typical_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: JsonInt | None = None
+    stop: str | list[str] | None = Field(
+        None,
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "maxItems": MAX_STOP},
+                {"type": "null"},
+            ]
+        },
+    )
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     repeat_penalty: float | None = Field(None, gt=0)
-    logit_bias: dict[str, float] | None = None
-    n: int = Field(1, ge=1)
+    logit_bias: dict[str, float] | None = Field(
+        None,
+        description="Token id -> bias in [-100, 100]",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": f"^{TOKEN_ID.pattern}$"},
+                    "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100},
+                },
+                {"type": "null"},
+            ]
+        },
+    )
+    n: JsonInt = Field(1, description="Only 1: send several requests for more", json_schema_extra={"const": 1})
     grammar: str | None = None
     response_format: ResponseFormatField | None = None
     user: str | None = None
@@ -84,7 +126,7 @@ class SamplingFields(BaseModel):
     @classmethod
     def _logit_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for token, bias in (value or {}).items():
-            if not token.lstrip("-").isdigit():
+            if not TOKEN_ID.fullmatch(token):
                 raise ValueError(f"logit_bias keys are token ids, got {token!r}")
             if not -100 <= bias <= 100:
                 raise ValueError(f"logit_bias values lie in [-100, 100], got {bias}")

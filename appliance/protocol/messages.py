@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from appliance.protocol.base import JsonInt, RequestBody
 from appliance.protocol.generation import MAX_STOP, SamplingFields
 from inference.catalog.config import ModelConfig
 from inference.generation import SamplingParams
@@ -34,7 +35,7 @@ def _blocks(value: Any, accepted: tuple[str, ...]) -> Any:
     kept = []
     for block in value:
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind in _IGNORED_BLOCKS:
+        if isinstance(kind, str) and kind in _IGNORED_BLOCKS:
             continue
         if isinstance(block, dict) and kind not in accepted:
             raise ValueError(
@@ -44,14 +45,14 @@ def _blocks(value: Any, accepted: tuple[str, ...]) -> Any:
     return kept
 
 
-class TextBlock(BaseModel):
+class TextBlock(RequestBody):
     model_config = ConfigDict(extra="allow")  # cache_control, citations: accepted, not used
 
     type: Literal["text"]
     text: str
 
 
-class ToolUseBlock(BaseModel):
+class ToolUseBlock(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["tool_use"]
@@ -60,7 +61,7 @@ class ToolUseBlock(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
-class ToolResultBlock(BaseModel):
+class ToolResultBlock(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["tool_result"]
@@ -81,7 +82,7 @@ class ToolResultBlock(BaseModel):
 ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
 
 
-class Message(BaseModel):
+class Message(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["user", "assistant"]
@@ -113,13 +114,14 @@ class Message(BaseModel):
         return [*results, *([{"role": "user", "content": text}] if has_text or not results else [])]
 
 
-class ToolSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ToolSpec(RequestBody):
+    # `_client_tool`'s rules, for the schema (its messages name the tool and the type).
+    model_config = ConfigDict(extra="allow", json_schema_extra=lambda schema: schema["required"].append("input_schema"))
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
-    input_schema: dict[str, Any] | None = None
-    type: str | None = None
+    input_schema: dict[str, Any] | None = Field(None, json_schema_extra={"type": "object"})
+    type: str | None = Field(None, json_schema_extra={"anyOf": [{"const": "custom"}, {"type": "null"}]})
 
     @model_validator(mode="after")
     def _client_tool(self) -> ToolSpec:
@@ -130,8 +132,15 @@ class ToolSpec(BaseModel):
         return self
 
 
-class ToolChoice(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ToolChoice(RequestBody):
+    # `_named`, for the schema: a `tool` choice names the tool (one of `tools`).
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "tool"}}, "required": ["type"]},
+            "then": {"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}},
+        },
+    )
 
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
@@ -146,7 +155,7 @@ class ToolChoice(BaseModel):
 
 class MessagesRequest(SamplingFields):
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
+    max_tokens: JsonInt = Field(ge=1)
     system: str | list[TextBlock] | None = None
     temperature: float | None = Field(None, ge=0, le=1)
     stop_sequences: list[str] | None = Field(None, max_length=MAX_STOP)
@@ -254,3 +263,17 @@ def tool_input(arguments: str) -> dict[str, Any]:
         return value
     logger.debug("event=tool_arguments_not_an_object")
     return {"arguments": arguments}
+
+
+class AnthropicErrorDetail(BaseModel):
+    type: str = Field(description="invalid_request_error, authentication_error, not_found_error, ...")
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """The Messages API's error body (Anthropic's shape), on every error of these routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail

@@ -12,12 +12,23 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.errors import BadRequest, describe_validation_errors
+from appliance.protocol.base import PositiveInt, RequestBody, integral
 from appliance.protocol.generation import JsonSchemaFormat, ResponseFormatField, SamplingFields
+from appliance.protocol.vector_stores import Filter, RankingOptions
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +42,28 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-class _Tolerant(BaseModel):
+class _Tolerant(RequestBody):
     model_config = ConfigDict(extra="allow")
+
+
+# `_text_parts_only`, for the schema: a part of a text type, with its text (or refusal) as a string.
+_TEXT_PART = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"enum": sorted(TEXT_PARTS)}},
+    "if": {"required": ["text"]},
+    "then": {"properties": {"text": {"type": "string"}}},
+    "else": {"required": ["refusal"], "properties": {"refusal": {"type": "string"}}},
+}
 
 
 class InputMessage(_Tolerant):
     type: Literal["message"] = "message"
     id: str | None = None
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[dict[str, Any]]
+    content: str | list[dict[str, Any]] = Field(
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_PART}]}
+    )
 
     @field_validator("content")
     @classmethod
@@ -47,7 +71,7 @@ class InputMessage(_Tolerant):
         if isinstance(content, list):
             for n, part in enumerate(content):
                 kind = part.get("type")
-                if kind not in TEXT_PARTS:
+                if not isinstance(kind, str) or kind not in TEXT_PARTS:
                     raise ValueError(
                         f"content[{n}] has type {kind!r}; this server takes text parts only "
                         "(input_text, output_text)"
@@ -92,7 +116,7 @@ class FunctionCallOutputInput(_Tolerant):
 class PassiveItem(_Tolerant):
     """An earlier output item sent back as input (a file search, reasoning): kept, not prompted."""
 
-    type: str
+    type: Literal["file_search_call", "reasoning"]
     id: str | None = None
 
     def canonical(self) -> dict[str, Any]:
@@ -131,14 +155,19 @@ class FunctionTool(_Tolerant):
 class FileSearchTool(_Tolerant):
     type: Literal["file_search"]
     vector_store_ids: list[str] = Field(min_length=1, max_length=10)
-    max_num_results: int | None = Field(None, ge=1, le=50)
-    filters: dict[str, Any] | None = None
-    ranking_options: dict[str, Any] | None = None
+    max_num_results: Annotated[int, Field(ge=1, le=50), BeforeValidator(integral)] | None = None
+    filters: Filter | None = None
+    ranking_options: RankingOptions | None = None
 
     def echo(self) -> dict[str, Any]:
         return {"type": "file_search", "vector_store_ids": self.vector_store_ids,
-                "max_num_results": self.max_num_results, "filters": self.filters,
-                "ranking_options": self.ranking_options}
+                "max_num_results": self.max_num_results, "filters": _sent(self.filters),
+                "ranking_options": _sent(self.ranking_options)}
+
+
+def _sent(value: BaseModel | None) -> dict[str, Any] | None:
+    """An option as the client sent it (no defaults added), for echoing it back."""
+    return value.model_dump(exclude_unset=True, by_alias=True) if value is not None else None
 
 
 Tool = FunctionTool | FileSearchTool
@@ -146,6 +175,14 @@ _TOOL_TYPES: Mapping[str, type[BaseModel]] = {"function": FunctionTool, "file_se
 
 
 class TextFormat(_Tolerant):
+    # `_schema_present`, for the schema: a json_schema format comes with its JSON schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "json_schema"}}, "required": ["type"]},
+            "then": {"required": ["schema"], "properties": {"schema": {"type": "object"}}},
+        }
+    )
+
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
@@ -169,6 +206,31 @@ class TextConfig(_Tolerant):
     format: TextFormat = Field(default_factory=TextFormat)
 
 
+class ChoiceFunction(_Tolerant):
+    type: Literal["function"]
+    name: str = Field(description="One of the function tools")
+
+
+class ChoiceFileSearch(_Tolerant):
+    type: Literal["file_search"]
+
+
+class ChoiceAllowedTools(_Tolerant):
+    type: Literal["allowed_tools"]
+    mode: Literal["auto", "required"] = "auto"
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _as_dict(choice: BaseModel) -> dict[str, Any]:
+    return choice.model_dump()
+
+
+# A tool_choice object, checked by its type and kept as the dict it is (it is echoed in the response).
+ToolChoiceObject = Annotated[
+    ChoiceFunction | ChoiceFileSearch | ChoiceAllowedTools, Field(discriminator="type"), AfterValidator(_as_dict)
+]
+
+
 @dataclass(frozen=True)
 class ToolSetup:
     """What a request's tools and tool_choice mean for one generation."""
@@ -181,18 +243,39 @@ class ToolSetup:
 class ResponseCreateRequest(SamplingFields):
     input: str | list[InputItem] = Field(default_factory=list)
     instructions: str | None = None
-    max_output_tokens: int | None = Field(None, ge=1)
+    max_output_tokens: PositiveInt | None = None
     text: TextConfig | None = None
-    tools: list[Tool] = Field(default_factory=list)
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] = "auto"
+    tools: list[Tool] = Field(
+        default_factory=list,  # at most one file_search tool (`_check`)
+        json_schema_extra={
+            "contains": {"properties": {"type": {"const": "file_search"}}},
+            "minContains": 0,
+            "maxContains": 1,
+        },
+    )
+    tool_choice: Literal["none", "auto", "required"] | ToolChoiceObject = "auto"
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
     store: bool = True
     stream: bool = False
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, str] | None = Field(
+        None,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "type": "object",
+                    "maxProperties": MAX_METADATA_KEYS,
+                    "propertyNames": {"maxLength": MAX_METADATA_KEY},
+                    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
+                },
+                {"type": "null"},
+            ]
+        },
+    )
     include: list[str] | None = None
-    background: bool | None = None
-    conversation: Any = None
+    # Not supported (`_check` says why): only their neutral values are accepted.
+    background: bool | None = Field(None, json_schema_extra={"anyOf": [{"const": False}, {"type": "null"}]})
+    conversation: Any = Field(None, json_schema_extra={"type": "null"})
 
     @field_validator("input", mode="before")
     @classmethod
@@ -200,6 +283,17 @@ class ResponseCreateRequest(SamplingFields):
         if isinstance(value, str) or not isinstance(value, list):
             return value
         return [_parse_one(raw, n, _ITEM_TYPES, "input") for n, raw in enumerate(value)]
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _choice_kind(cls, value: Any) -> Any:
+        """An object of a kind this server has no tool for is named in the message."""
+        if isinstance(value, Mapping) and value.get("type") not in ("function", "file_search", "allowed_tools"):
+            raise ValueError(
+                f"tool_choice of type {value.get('type')!r} is not supported; use 'none', 'auto', 'required', "
+                "{'type': 'function', 'name': ...}, {'type': 'file_search'} or allowed_tools"
+            )
+        return value
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -230,7 +324,11 @@ class ResponseCreateRequest(SamplingFields):
             raise ValueError("at most one file_search tool; list several vector_store_ids in it instead")
         if self.text is not None and self.text.format.type != "text":
             fmt = self.text.format
-            schema = JsonSchemaFormat.model_validate({"name": fmt.name, "schema": fmt.schema_}) if fmt.schema_ else None
+            schema = (
+                JsonSchemaFormat.model_validate({"name": fmt.name, "schema": fmt.schema_})
+                if fmt.schema_ is not None  # {} is a schema too: any JSON value
+                else None
+            )
             self.response_format = ResponseFormatField(type=fmt.type, json_schema=schema)
         return self
 
@@ -312,3 +410,32 @@ def _parse_one(raw: Any, n: int, types: Mapping[str, type[BaseModel]], field: st
     if parsed.model_extra:
         logger.debug("event=unknown_item_fields item=%s fields=%s", kind, sorted(parsed.model_extra))
     return parsed
+
+
+class ResponseObject(BaseModel):
+    """A response as created, stored and retrieved (OpenAI's `response` object; documented loosely)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["response"]
+    created_at: int
+    status: str
+    model: str
+    output: list[dict[str, Any]]
+
+
+class ResponseDeleted(BaseModel):
+    id: str
+    object: Literal["response.deleted"]
+    deleted: Literal[True]
+
+
+class InputItemsPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    object: Literal["list"]
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool

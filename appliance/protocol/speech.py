@@ -9,13 +9,23 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from appliance.protocol.base import NOT_BLANK, SPACE, JsonInt, ModelName, RequestBody
+from inference.catalog.known_backends import DEFAULT_BACKENDS
 from inference.media import MAX_SPEED, MIN_SPEED, SpeechRequest
 
 ResponseFormat = Literal["wav", "pcm", "mp3", "opus", "aac", "flac"]
 # ElevenLabs' output_format: codec_samplerate[_bitrate], e.g. mp3_44100_128, pcm_16000.
-_OUTPUT_FORMAT = re.compile(r"^(mp3|pcm|wav|opus|flac|aac)_(\d{4,6})(?:_(\d{1,4}))?$")
+_CODECS = ("mp3", "pcm", "wav", "opus", "flac", "aac")
+_OUTPUT_FORMAT = re.compile(rf"^({'|'.join(_CODECS)})_([0-9]{{4,6}})(?:_([0-9]{{1,4}}))?$")
+# The same for the schema, which has no flags: any case, white space around (as parsed below);
+# empty is no output_format (the default, WAV at the voice's rate).
+OUTPUT_FORMAT_PATTERN = (
+    f"^$|^[{SPACE}]*("
+    + "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in codec) for codec in _CODECS)
+    + f")_[0-9]{{4,6}}(_[0-9]{{1,4}})?[{SPACE}]*$"
+)
 
 
 def _not_blank(value: str) -> str:
@@ -24,7 +34,12 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class VoiceRef(BaseModel):
+def _spoken_text() -> Any:
+    """The field `_not_blank` checks, as the schema states it: some character other than white space."""
+    return Field(json_schema_extra={"pattern": NOT_BLANK}, description="The text to speak (not just white space)")
+
+
+class VoiceRef(RequestBody):
     """OpenAI's custom voice object ``{"id": "voice_1234"}``."""
 
     model_config = ConfigDict(extra="allow")
@@ -32,20 +47,20 @@ class VoiceRef(BaseModel):
     id: str
 
 
-class SpeechBody(BaseModel):
+class SpeechBody(RequestBody):
     """OpenAI ``POST /v1/audio/speech``. ``response_format`` defaults to ``wav`` (LocalAI's answer;
     OpenAI's default is mp3). ``instructions`` is accepted and ignored: piper voices take none."""
 
     model_config = ConfigDict(extra="allow")
 
-    model: str | None = Field(None, min_length=1)
-    input: str
+    model: ModelName | None = None
+    input: str = _spoken_text()
     voice: str | VoiceRef | None = None
     instructions: str | None = None
     response_format: ResponseFormat = "wav"
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False)
     stream_format: Literal["audio", "sse"] | None = None
-    speaker: str | int | None = None
+    speaker: str | JsonInt | None = None
 
     _input = field_validator("input")(_not_blank)
 
@@ -56,21 +71,30 @@ class SpeechBody(BaseModel):
         return SpeechRequest(text=self.input, voice=self.voice_name(), speaker=self.speaker, speed=self.speed)
 
 
-class LocalAITTSBody(BaseModel):
+class LocalAITTSBody(RequestBody):
     """LocalAI ``POST /tts``: ``backend`` must match the model's backend when given; ``language`` is
     passed on (piper voices speak their own language and ignore it). ``stream`` is ours: send the
     audio as it is synthesized."""
 
     model_config = ConfigDict(extra="allow")
 
-    model: str | None = Field(None, min_length=1)
-    input: str
+    model: ModelName | None = None
+    input: str = _spoken_text()
     voice: str | None = None
-    backend: str | None = None
+    backend: str | None = Field(
+        None,
+        description="The model's own backend (or its alias), or empty",
+        json_schema_extra={
+            "anyOf": [
+                {"enum": ["", *sorted({n for s in DEFAULT_BACKENDS for n in (s.name, *s.aliases)})]},
+                {"type": "null"},
+            ]
+        },
+    )
     language: str | None = None
     response_format: ResponseFormat = "wav"
     speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False)
-    speaker: str | int | None = None
+    speaker: str | JsonInt | None = None
     stream: bool = False
 
     _input = field_validator("input")(_not_blank)
@@ -81,20 +105,20 @@ class LocalAITTSBody(BaseModel):
         )
 
 
-class VoiceSettings(BaseModel):
+class VoiceSettings(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False)
 
 
-class ElevenLabsTTSBody(BaseModel):
+class ElevenLabsTTSBody(RequestBody):
     """ElevenLabs ``POST /v1/text-to-speech/{voice_id}``: ``text``, ``model_id``, ``language_code``,
     ``voice_settings.speed``; other ElevenLabs fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
 
-    text: str
-    model_id: str | None = Field(None, min_length=1)
+    text: str = _spoken_text()
+    model_id: ModelName | None = None
     language_code: str | None = None
     voice_settings: VoiceSettings | None = None
 

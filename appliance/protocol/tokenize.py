@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from appliance.protocol.base import ModelName, NonNegativeInt, RequestBody
 
-class TokenizeRequest(BaseModel):
-    model: str = Field(min_length=1)
+
+class TokenizeRequest(RequestBody):
+    model: ModelName
     content: str
 
 
@@ -14,9 +16,9 @@ class TokenizeResponse(BaseModel):
     tokens: list[int]
 
 
-class DetokenizeRequest(BaseModel):
-    model: str = Field(min_length=1)
-    tokens: list[int] = Field(max_length=1_000_000)
+class DetokenizeRequest(RequestBody):
+    model: ModelName
+    tokens: list[NonNegativeInt] = Field(max_length=1_000_000, description="Ids in the model's vocabulary")
 
 
 class DetokenizeResponse(BaseModel):

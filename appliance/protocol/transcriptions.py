@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from appliance.errors import BadRequest, describe_validation_errors
+from appliance.protocol.base import ModelName
 from inference.media import Segment, Transcript, TranscriptionRequest
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class TranscriptionForm(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
+    model: ModelName
     language: str | None = None
     prompt: str | None = None
     temperature: float | None = Field(None, ge=0, le=1)
@@ -48,7 +49,7 @@ class TranscriptionForm(BaseModel):
     timestamp_granularities: list[Granularity] = Field(default_factory=list)
     translate: bool = False  # LocalAI's flag: translate to English on the transcriptions route
     vad_filter: bool | None = None  # ours: skip silence first (None: the model config's choice)
-    stream: bool = False
+    stream: bool = Field(False, description="Not supported: false or absent", json_schema_extra={"const": False})
 
     @field_validator("stream")
     @classmethod

@@ -8,7 +8,9 @@ keys that SDKs ignore.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from appliance.knowledge.progress import Progress
 from appliance.knowledge.retrieval import Retrieval
@@ -137,3 +139,99 @@ def _chunking_object(strategy: dict[str, Any] | None) -> dict[str, Any]:
     if strategy and strategy.get("type") == "static":
         return {"type": "static", "static": dict(strategy.get("static") or {})}
     return {"type": "other"}
+
+
+# -- the same objects as schemas, for the OpenAPI document (the functions above build them) ------
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow")  # our own additions may grow; SDKs ignore unknown keys
+
+
+class FileObject(_Shape):
+    id: str
+    object: Literal["file"]
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: Literal["processed"]
+    status_details: None
+    expires_at: None
+
+
+class FileCounts(_Shape):
+    in_progress: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+class VectorStoreObject(_Shape):
+    id: str
+    object: Literal["vector_store"]
+    created_at: int
+    name: str | None
+    usage_bytes: int
+    file_counts: FileCounts
+    status: str
+    expires_after: dict[str, Any] | None
+    expires_at: int | None
+    last_active_at: int
+    metadata: dict[str, Any]
+    embedding_model: str | None
+    embedding_dimension: int | None
+    rerank_model: str | None
+    chunking_strategy: dict[str, Any]
+
+
+class VectorStoreFileObject(_Shape):
+    id: str
+    object: Literal["vector_store.file"]
+    usage_bytes: int
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "failed", "cancelled"]
+    last_error: dict[str, str] | None
+    chunking_strategy: dict[str, Any]
+    attributes: dict[str, str | float | bool]
+    chunk_count: int
+
+
+class FileBatchObject(_Shape):
+    id: str
+    object: Literal["vector_store.files_batch"]
+    created_at: int
+    vector_store_id: str
+    status: str
+    file_counts: FileCounts
+
+
+class ListPage(_Shape):
+    object: Literal["list"]
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class DeletedObject(_Shape):
+    id: str
+    object: str
+    deleted: Literal[True]
+
+
+class SearchResultsPage(_Shape):
+    object: Literal["vector_store.search_results.page"]
+    search_query: str | list[str]
+    data: list[dict[str, Any]]
+    has_more: bool
+    next_page: str | None
+
+
+class FileContentPage(_Shape):
+    object: Literal["vector_store.file_content.page"]
+    data: list[dict[str, Any]]
+    has_more: bool
+    next_page: str | None

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi.responses import StreamingResponse
+
+from appliance.streaming import json_bytes
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + json_bytes(event) + b"\n\n"
 
 
 async def _body(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

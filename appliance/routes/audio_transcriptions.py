@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from appliance.errors import BadRequest
+from appliance.errors import MODEL_ERRORS, BadRequest, error_responses
+from appliance.openapi import form_body
 from appliance.payloads.uploads import receive_upload, upload_folder
 from appliance.protocol.transcriptions import MEDIA_TYPES, TranscriptionForm, to_srt, to_vtt, verbose_json
 from appliance.services import Services, services
@@ -18,41 +19,28 @@ from inference.media import Transcript
 
 router = APIRouter(tags=["audio"])
 
-_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
+_FORM = form_body(TranscriptionForm, files=["file"])
+_RESPONSES = error_responses(*MODEL_ERRORS) | {
+    200: {
+        "description": "The transcript in the asked response_format: json and verbose_json, text, srt or vtt",
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "model"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string"},
-                        "language": {"type": "string"},
-                        "prompt": {"type": "string"},
-                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                        "response_format": {"type": "string", "enum": list(MEDIA_TYPES)},
-                        "timestamp_granularities[]": {
-                            "type": "array",
-                            "items": {"type": "string", "enum": ["word", "segment"]},
-                        },
-                        "translate": {"type": "boolean"},
-                        "vad_filter": {"type": "boolean"},
-                    },
-                }
-            }
+            "application/json": {"schema": {"type": "object", "required": ["text"]}},
+            **{
+                kind.split(";")[0]: {"schema": {"type": "string"}}
+                for kind in sorted(set(MEDIA_TYPES.values()))
+                if not kind.startswith("application/json")
+            },
         },
     }
 }
 
 
-@router.post("/audio/transcriptions", response_class=Response, openapi_extra=_FORM_SCHEMA)
+@router.post("/audio/transcriptions", response_class=Response, responses=_RESPONSES, openapi_extra=_FORM)
 async def transcriptions(request: Request, svc: Services = Depends(services)) -> Response:
     return await _transcribe(request, svc, translate=False)
 
 
-@router.post("/audio/translations", response_class=Response, openapi_extra=_FORM_SCHEMA)
+@router.post("/audio/translations", response_class=Response, responses=_RESPONSES, openapi_extra=_FORM)
 async def translations(request: Request, svc: Services = Depends(services)) -> Response:
     return await _transcribe(request, svc, translate=True)
 

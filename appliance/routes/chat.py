@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from appliance.errors import MODEL_ERRORS, STORE_ERRORS, error_responses
 from appliance.knowledge.answers import (
     AnswerPlan,
     citations,
@@ -17,6 +18,7 @@ from appliance.knowledge.answers import (
     plan_answer,
     url_annotations,
 )
+from appliance.openapi import event_stream
 from appliance.protocol.chat import (
     AssistantMessage,
     ChatChoice,
@@ -34,7 +36,12 @@ router = APIRouter(tags=["chat"])
 REPLY_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
 
 
-@router.post("/chat/completions", response_model=ChatCompletion)
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses=error_responses(*MODEL_ERRORS, *STORE_ERRORS)
+    | {200: event_stream("The completion, or with `stream: true` its chunks as server-sent events then `[DONE]`")},
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, svc: Services = Depends(services)
 ) -> Response | ChatCompletion:

@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from appliance.errors import MODEL_ERRORS, error_responses
+from appliance.openapi import event_stream
 from appliance.protocol.completions import Completion, CompletionChoice, CompletionRequest, Edit, EditChoice, EditRequest
 from appliance.protocol.generation import TimingsOut, Usage
 from appliance.services import Services, services
@@ -20,7 +22,12 @@ from inference.services.textgen import Delta, Done, TextEvent
 router = APIRouter(tags=["completions"])
 
 
-@router.post("/completions", response_model=Completion)
+@router.post(
+    "/completions",
+    response_model=Completion,
+    responses=error_responses(*MODEL_ERRORS)
+    | {200: event_stream("The completion, or with `stream: true` its chunks as server-sent events then `[DONE]`")},
+)
 async def completions(
     body: CompletionRequest, request: Request, svc: Services = Depends(services)
 ) -> Response | Completion:
@@ -47,7 +54,7 @@ async def completions(
     )
 
 
-@router.post("/edits", response_model=Edit)
+@router.post("/edits", response_model=Edit, responses=error_responses(*MODEL_ERRORS))
 async def edits(body: EditRequest, request: Request, svc: Services = Depends(services)) -> Edit:
     config = svc.text.model_config(body.model)
     events = svc.text.edit(body.model, body.instruction, body.input, body.to_sampling(config))

@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from appliance.errors import BadRequest, error_response
+from appliance.errors import MODEL_ERRORS, BadRequest, error_response, error_responses
 from appliance.protocol.embeddings import (
+    EmbeddingList,
     EmbeddingRequest,
     RerankDocument,
     RerankRequest,
@@ -24,7 +25,9 @@ from appliance.services import Services, services
 router = APIRouter(tags=["embeddings"])
 
 
-@router.post("/embeddings", response_class=Response)
+@router.post(
+    "/embeddings", response_class=Response, responses=error_responses(*MODEL_ERRORS) | {200: {"model": EmbeddingList}}
+)
 async def embeddings(body: EmbeddingRequest, svc: Services = Depends(services)) -> Response:
     texts = body.texts()
     if texts is not None:
@@ -44,7 +47,12 @@ async def embeddings(body: EmbeddingRequest, svc: Services = Depends(services)) 
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
-@router.post("/rerank", response_model=None)
+@router.post(
+    "/rerank",
+    response_model=None,
+    responses=error_responses(*MODEL_ERRORS, 422)
+    | {200: {"model": RerankResponse | list[TeiRank], "description": "Jina/Cohere's answer (TEI's list for TEI)"}},
+)
 async def rerank(
     body: RerankRequest, svc: Services = Depends(services)
 ) -> Response | RerankResponse | list[dict[str, Any]]:

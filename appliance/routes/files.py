@@ -15,39 +15,41 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from appliance.errors import BadRequest
+from appliance.errors import STORE_ERRORS, BadRequest, error_responses
 from appliance.knowledge.ingest import IngestQueueFull
+from appliance.openapi import form_body, media
 from appliance.payloads.uploads import receive_upload, upload_folder
-from appliance.protocol.vector_store_objects import deleted_object, file_object, list_object
-from appliance.protocol.vector_stores import FILE_PURPOSES, list_params
+from appliance.protocol.vector_store_objects import (
+    DeletedObject,
+    FileObject,
+    ListPage,
+    deleted_object,
+    file_object,
+    list_object,
+)
+from appliance.protocol.vector_stores import (
+    ACCEPTED_PURPOSES,
+    FILE_PURPOSES,
+    FileUpload,
+    PageLimit,
+    PageOrder,
+    list_params,
+)
 from appliance.knowledge.service import sha256_of
 from appliance.services import Services, services
 
 router = APIRouter(tags=["files"])
 
-ACCEPTED_PURPOSES = ("assistants", "user_data")
 MEDIA_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".txt": "text/plain"}
-
-_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "purpose"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "purpose": {"type": "string", "enum": list(ACCEPTED_PURPOSES)},
-                    },
-                }
-            }
-        },
-    }
-}
+_STORE_ERRORS = error_responses(*STORE_ERRORS)
 
 
-@router.post("/files", openapi_extra=_FORM_SCHEMA)
+@router.post(
+    "/files",
+    response_model=None,
+    responses=_STORE_ERRORS | {200: {"model": FileObject}},
+    openapi_extra=form_body(FileUpload, files=["file"]),
+)
 async def upload_file(request: Request, svc: Services = Depends(services)) -> dict[str, Any]:
     async with receive_upload(request, upload_folder(svc.settings.data_path)) as upload:
         purpose = upload.value("purpose")
@@ -72,11 +74,11 @@ async def upload_file(request: Request, svc: Services = Depends(services)) -> di
     return file_object(record)
 
 
-@router.get("/files")
+@router.get("/files", response_model=None, responses=_STORE_ERRORS | {200: {"model": ListPage}})
 async def list_files(
     purpose: str | None = None,
-    limit: int = 20,
-    order: str = "desc",
+    limit: PageLimit = 20,
+    order: PageOrder = "desc",
     after: str | None = None,
     before: str | None = None,
     svc: Services = Depends(services),
@@ -86,12 +88,16 @@ async def list_files(
     return list_object(page, file_object)
 
 
-@router.get("/files/{file_id}")
+@router.get("/files/{file_id}", response_model=None, responses=_STORE_ERRORS | {200: {"model": FileObject}})
 async def get_file(file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     return file_object(await svc.knowledge.run("get_file", file_id))
 
 
-@router.get("/files/{file_id}/content", response_class=FileResponse)
+@router.get(
+    "/files/{file_id}/content",
+    response_class=FileResponse,
+    responses=_STORE_ERRORS | {200: media("*/*", description="The file as uploaded, typed by its name")},
+)
 async def file_content(file_id: str, svc: Services = Depends(services)) -> FileResponse:
     record = await svc.knowledge.run("get_file", file_id)
     path = await svc.knowledge.run("file_path", file_id)
@@ -103,7 +109,7 @@ async def file_content(file_id: str, svc: Services = Depends(services)) -> FileR
     )
 
 
-@router.delete("/files/{file_id}")
+@router.delete("/files/{file_id}", response_model=None, responses=_STORE_ERRORS | {200: {"model": DeletedObject}})
 async def delete_file(file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_file", file_id)  # 404 for an unknown id
     jobs = await svc.knowledge.ready_jobs()

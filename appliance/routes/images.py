@@ -14,7 +14,8 @@ import time
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from appliance.errors import NotFound
+from appliance.errors import MODEL_ERRORS, NotFound, error_responses
+from appliance.openapi import media
 from appliance.protocol.images import ImageGenerationRequest, ImageGenerationResponse, ImageItem
 from appliance.services import Services, services
 
@@ -22,7 +23,12 @@ router = APIRouter(tags=["images"])
 files_router = APIRouter(tags=["images"])
 
 
-@router.post("/images/generations", response_model=ImageGenerationResponse, response_model_exclude_none=True)
+@router.post(
+    "/images/generations",
+    response_model=ImageGenerationResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(*MODEL_ERRORS),
+)
 async def generate_images(
     body: ImageGenerationRequest, request: Request, svc: Services = Depends(services)
 ) -> ImageGenerationResponse:
@@ -36,7 +42,12 @@ async def generate_images(
     return ImageGenerationResponse(created=int(time.time()), data=items)
 
 
-@files_router.get("/generated-images/{name}", name="generated_image", response_class=Response)
+@files_router.get(
+    "/generated-images/{name}",
+    name="generated_image",
+    response_class=Response,
+    responses=error_responses(404) | {200: media("image/png", description="A generated image")},
+)
 async def generated_image(name: str, svc: Services = Depends(services)) -> Response:
     data = await asyncio.to_thread(svc.images.files.read, name)
     if data is None:

@@ -17,8 +17,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from appliance.anthropic_errors import anthropic_error_body
-from appliance.errors import domain_status
+from appliance.errors import MODEL_ERRORS, domain_status, error_responses
+from appliance.openapi import event_stream
 from appliance.protocol.messages import (
+    AnthropicError,
     MessageResponse,
     MessagesRequest,
     MessageUsage,
@@ -36,7 +38,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["messages"])
 
 
-@router.post("/messages", response_model=MessageResponse)
+@router.post(
+    "/messages",
+    response_model=MessageResponse,
+    responses=error_responses(*MODEL_ERRORS, model=AnthropicError)
+    | {200: event_stream("The message, or with `stream: true` Anthropic's events (message_start ... message_stop)")},
+)
 async def create_message(
     body: MessagesRequest, request: Request, svc: Services = Depends(services)
 ) -> Response | MessageResponse:

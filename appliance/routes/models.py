@@ -5,13 +5,26 @@ from __future__ import annotations
 import asyncio
 import os
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
+from starlette.convertors import PathConvertor, register_url_convertor
 
+from appliance.errors import error_responses
+from appliance.protocol.base import MODEL_NAME_PATTERN
 from appliance.protocol.models import ModelCard, ModelList
 from appliance.services import Services, services
 from inference.catalog.catalog import CatalogEntry
 
 router = APIRouter(tags=["models"])
+
+
+class ModelIdConvertor(PathConvertor):
+    """A model id (it may hold "/"), except the gallery's paths under /models (`jobs/…`, `delete/…`):
+    a GET there is not a model lookup, so its 405 names only the methods those routes answer."""
+
+    regex = r"(?!jobs/|delete/).+"
+
+
+register_url_convertor("model_id", ModelIdConvertor())
 
 
 def _card(entry: CatalogEntry, default_created: int) -> ModelCard:
@@ -31,8 +44,10 @@ async def list_models(svc: Services = Depends(services)) -> ModelList:
     return ModelList(data=[_card(entry, created) for entry in svc.catalog.list()])
 
 
-@router.get("/models/{model_id:path}", response_model=ModelCard)
-async def retrieve_model(model_id: str, svc: Services = Depends(services)) -> ModelCard:
+@router.get("/models/{model_id:model_id}", response_model=ModelCard, responses=error_responses(400, 404))
+async def retrieve_model(
+    model_id: str = Path(json_schema_extra={"pattern": MODEL_NAME_PATTERN}), svc: Services = Depends(services)
+) -> ModelCard:
     """OpenAI's retrieve; an unknown name is a 404 that points at the list."""
     await asyncio.to_thread(svc.catalog.refresh_if_changed)
     return _card(svc.catalog.get(model_id), int(svc.started_at))

@@ -18,9 +18,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from appliance.errors import BadRequest, domain_status, error_body
-from appliance.payloads.audio_encoding import AudioEncoder, AudioFormat, audio_format, encode
-from appliance.protocol.speech import ElevenLabsTTSBody, LocalAITTSBody, SpeechBody, parse_output_format, usage
+from appliance.errors import MODEL_ERRORS, BadRequest, domain_status, error_body, error_responses
+from appliance.openapi import SSE, SSE_EVENT, media
+from appliance.payloads.audio_encoding import FORMATS, AudioEncoder, AudioFormat, audio_format, encode
+from appliance.protocol.speech import (
+    OUTPUT_FORMAT_PATTERN,
+    ElevenLabsTTSBody,
+    LocalAITTSBody,
+    SpeechBody,
+    parse_output_format,
+    usage,
+)
 from appliance.services import Services, services
 from appliance.streaming import cancel_on_disconnect, encode_event
 from inference.errors import InferenceError
@@ -31,8 +39,21 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["audio"])  # OpenAI's: mounted with and without /v1
 extra_router = APIRouter(tags=["audio"])  # LocalAI's and ElevenLabs' own paths
 
+# ElevenLabs' codec_samplerate[_bitrate]; checked in `_elevenlabs`, whose message lists the codecs.
+_OUTPUT_FORMAT = Query(None, json_schema_extra={"pattern": OUTPUT_FORMAT_PATTERN}, description="e.g. mp3_44100_128")
+_AUDIO_TYPES = sorted({fmt.media_type for fmt in FORMATS.values()})
+_AUDIO = media(*_AUDIO_TYPES, description="The audio in the asked format (X-Sample-Rate gives its rate)")
+_SPEECH_RESPONSES = error_responses(*MODEL_ERRORS) | {200: _AUDIO}
+_OPENAI_SPEECH_RESPONSES = error_responses(*MODEL_ERRORS) | {
+    200: {
+        "description": _AUDIO["description"] + "; with stream_format sse, speech.audio.delta events then "
+        "speech.audio.done",
+        "content": {**_AUDIO["content"], SSE: {"schema": dict(SSE_EVENT)}},
+    }
+}
 
-@router.post("/audio/speech", response_class=Response)
+
+@router.post("/audio/speech", response_class=Response, responses=_OPENAI_SPEECH_RESPONSES)
 async def openai_speech(body: SpeechBody, request: Request, svc: Services = Depends(services)) -> Response:
     fmt = audio_format(body.response_format)
     model = _tts_model(svc, body.model, param="model")
@@ -40,7 +61,7 @@ async def openai_speech(body: SpeechBody, request: Request, svc: Services = Depe
     return await _respond(svc, request, model, body.to_speech(), fmt, stream=streaming, sse=sse)
 
 
-@extra_router.post("/tts", response_class=Response)
+@extra_router.post("/tts", response_class=Response, responses=_SPEECH_RESPONSES)
 async def localai_tts(body: LocalAITTSBody, request: Request, svc: Services = Depends(services)) -> Response:
     fmt = audio_format(body.response_format)
     model = _tts_model(svc, body.model, param="model")
@@ -49,23 +70,25 @@ async def localai_tts(body: LocalAITTSBody, request: Request, svc: Services = De
     return await _respond(svc, request, model, body.to_speech(), fmt, stream=body.stream)
 
 
-@extra_router.post("/v1/text-to-speech/{voice_id}", response_class=Response)
+@extra_router.post("/v1/text-to-speech/{voice_id}", response_class=Response, responses=_SPEECH_RESPONSES)
 async def elevenlabs_tts(
     voice_id: str,
     body: ElevenLabsTTSBody,
     request: Request,
-    output_format: str | None = Query(None),
+    output_format: str | None = _OUTPUT_FORMAT,
     svc: Services = Depends(services),
 ) -> Response:
     return await _elevenlabs(svc, request, voice_id, body, output_format, stream=False)
 
 
-@extra_router.post("/v1/text-to-speech/{voice_id}/stream", response_class=Response)
+@extra_router.post(
+    "/v1/text-to-speech/{voice_id}/stream", response_class=Response, responses=_SPEECH_RESPONSES
+)
 async def elevenlabs_tts_stream(
     voice_id: str,
     body: ElevenLabsTTSBody,
     request: Request,
-    output_format: str | None = Query(None),
+    output_format: str | None = _OUTPUT_FORMAT,
     svc: Services = Depends(services),
 ) -> Response:
     return await _elevenlabs(svc, request, voice_id, body, output_format, stream=True)

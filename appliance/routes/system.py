@@ -8,18 +8,26 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from appliance import __version__
+from appliance.protocol.system import Health, Readiness, SystemInfo, Version
 from appliance.services import Services, services
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process is up and answering; says nothing about models."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        200: {"model": Readiness, "description": "Ready: start-up and preloads are done"},
+        503: {"model": Readiness, "description": "Still starting or preloading"},
+    },
+)
 async def readyz(svc: Services = Depends(services)) -> JSONResponse:
     """503 until start-up and the preloads have finished; a failed preload is reported, not fatal."""
     state = svc.readiness
@@ -31,12 +39,12 @@ async def readyz(svc: Services = Depends(services)) -> JSONResponse:
     return JSONResponse(body, status_code=200 if state.ready else 503)
 
 
-@router.get("/version")
+@router.get("/version", response_model=Version)
 async def version() -> dict[str, str]:
     return {"version": __version__, "name": "appliance"}
 
 
-@router.get("/system")
+@router.get("/system", response_model=None, responses={200: {"model": SystemInfo}})
 async def system(svc: Services = Depends(services)) -> dict[str, Any]:
     """LocalAI's /system: the backends this server knows and the models loaded now."""
     return {

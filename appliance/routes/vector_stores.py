@@ -16,11 +16,19 @@ import orjson
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import StreamingResponse
 
-from appliance.errors import ApplianceError, BadRequest
+from appliance.errors import MODEL_ERRORS, STORE_ERRORS, ApplianceError, BadRequest, error_responses
 from appliance.knowledge.ingest import IngestQueueFull
 from appliance.knowledge.reindex import ReindexRunning
 from appliance.knowledge.retrieval import SearchOptions
+from appliance.openapi import event_stream
 from appliance.protocol.vector_store_objects import (
+    DeletedObject,
+    FileBatchObject,
+    FileContentPage,
+    ListPage,
+    SearchResultsPage,
+    VectorStoreFileObject,
+    VectorStoreObject,
     batch_object,
     deleted_object,
     list_object,
@@ -33,6 +41,9 @@ from appliance.protocol.vector_stores import (
     ChunkingStrategy,
     CreateFileBatch,
     CreateVectorStore,
+    FileStatusFilter,
+    PageLimit,
+    PageOrder,
     ReindexRequest,
     SearchRequest,
     UpdateFileAttributes,
@@ -45,14 +56,22 @@ router = APIRouter(tags=["vector_stores"])
 
 POLL_AFTER_MS = "250"
 EVENTS_HEARTBEAT_S = 15.0
-FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+# Reading and writing the library; attaching a file also queues an ingest job (429 when full), and
+# creating, searching and reindexing resolve (and may load) the embedding and rerank models.
+_READ = error_responses(*STORE_ERRORS)
+_QUEUE = error_responses(*STORE_ERRORS, 429)
+_MODELS = error_responses(*STORE_ERRORS, *MODEL_ERRORS)
+
+
+def _answers(model: type, errors: dict) -> dict:
+    return {"response_model": None, "responses": errors | {200: {"model": model}}}
 
 
 class TooManyQueued(ApplianceError):
     status, type, code = 429, "server_error", "ingest_queue_full"
 
 
-@router.post("/vector_stores")
+@router.post("/vector_stores", **_answers(VectorStoreObject, _MODELS | _QUEUE))
 async def create_store(body: CreateVectorStore, svc: Services = Depends(services)) -> dict[str, Any]:
     knowledge = svc.knowledge
     model = await _embedding_model(svc, body.embedding_model or knowledge.default_model)
@@ -75,21 +94,21 @@ async def create_store(body: CreateVectorStore, svc: Services = Depends(services
     return store_object(await knowledge.run("get_store", record.id))
 
 
-@router.get("/vector_stores")
+@router.get("/vector_stores", **_answers(ListPage, _READ))
 async def list_stores(
-    limit: int = 20, order: str = "desc", after: str | None = None, before: str | None = None,
+    limit: PageLimit = 20, order: PageOrder = "desc", after: str | None = None, before: str | None = None,
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     page = await svc.knowledge.run("list_stores", **list_params(limit, order, after, before))
     return list_object(page, store_object)
 
 
-@router.get("/vector_stores/{store_id}")
+@router.get("/vector_stores/{store_id}", **_answers(VectorStoreObject, _READ))
 async def get_store(store_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     return _with_reindex(svc, store_object(await svc.knowledge.run("get_store", store_id)))
 
 
-@router.post("/vector_stores/{store_id}")
+@router.post("/vector_stores/{store_id}", **_answers(VectorStoreObject, _READ))
 async def update_store(store_id: str, body: UpdateVectorStore, svc: Services = Depends(services)) -> dict[str, Any]:
     if body.rerank_model is not None:
         svc.catalog.get(body.rerank_model)
@@ -99,7 +118,7 @@ async def update_store(store_id: str, body: UpdateVectorStore, svc: Services = D
     return store_object(await svc.knowledge.run("update_store", store_id, **fields))
 
 
-@router.delete("/vector_stores/{store_id}")
+@router.delete("/vector_stores/{store_id}", **_answers(DeletedObject, _READ))
 async def delete_store(store_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_store", store_id)
     (await svc.knowledge.ready_jobs()).stop_store(store_id)
@@ -112,7 +131,7 @@ async def delete_store(store_id: str, svc: Services = Depends(services)) -> dict
 # Files of a store
 
 
-@router.post("/vector_stores/{store_id}/files")
+@router.post("/vector_stores/{store_id}/files", **_answers(VectorStoreFileObject, _MODELS | _QUEUE))
 async def attach_file(store_id: str, body: AttachFile, svc: Services = Depends(services)) -> dict[str, Any]:
     store = await svc.knowledge.run("get_store", store_id)
     await _chunking_fits(svc, store.embedding_model or svc.knowledge.default_model, body.chunking_strategy)
@@ -120,13 +139,12 @@ async def attach_file(store_id: str, body: AttachFile, svc: Services = Depends(s
     return store_file_object(record, svc.knowledge.board.get((store_id, record.file_id)))
 
 
-@router.get("/vector_stores/{store_id}/files")
+@router.get("/vector_stores/{store_id}/files", **_answers(ListPage, _READ))
 async def list_store_files(
-    store_id: str, limit: int = 20, order: str = "desc", after: str | None = None, before: str | None = None,
-    filter: str | None = None, svc: Services = Depends(services),  # noqa: A002 - OpenAI's parameter name
+    store_id: str, limit: PageLimit = 20, order: PageOrder = "desc", after: str | None = None,
+    before: str | None = None, filter: FileStatusFilter = None,  # noqa: A002 - OpenAI's parameter name
+    svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    if filter is not None and filter not in FILE_STATUSES:
-        raise BadRequest(f"filter must be one of {', '.join(FILE_STATUSES)}", param="filter")
     page = await svc.knowledge.run(
         "list_attached", store_id, status=filter, **list_params(limit, order, after, before)
     )
@@ -134,7 +152,7 @@ async def list_store_files(
     return list_object(page, lambda r: store_file_object(r, board.get((store_id, r.file_id))))
 
 
-@router.get("/vector_stores/{store_id}/files/{file_id}")
+@router.get("/vector_stores/{store_id}/files/{file_id}", **_answers(VectorStoreFileObject, _READ))
 async def get_store_file(store_id: str, file_id: str, response: Response, svc: Services = Depends(services)) -> dict[str, Any]:
     record = await svc.knowledge.run("get_attached", store_id, file_id)
     if record.status == "in_progress":
@@ -142,7 +160,9 @@ async def get_store_file(store_id: str, file_id: str, response: Response, svc: S
     return store_file_object(record, svc.knowledge.board.get((store_id, file_id)))
 
 
-@router.post("/vector_stores/{store_id}/files/{file_id}")
+@router.post(
+    "/vector_stores/{store_id}/files/{file_id}", **_answers(VectorStoreFileObject, _READ)
+)
 async def update_store_file(
     store_id: str, file_id: str, body: UpdateFileAttributes, svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -150,7 +170,7 @@ async def update_store_file(
     return store_file_object(record, svc.knowledge.board.get((store_id, file_id)))
 
 
-@router.delete("/vector_stores/{store_id}/files/{file_id}")
+@router.delete("/vector_stores/{store_id}/files/{file_id}", **_answers(DeletedObject, _READ))
 async def detach_file(store_id: str, file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_attached", store_id, file_id)
     jobs = await svc.knowledge.ready_jobs()
@@ -162,7 +182,7 @@ async def detach_file(store_id: str, file_id: str, svc: Services = Depends(servi
     return deleted_object(file_id, "vector_store.file.deleted")
 
 
-@router.get("/vector_stores/{store_id}/files/{file_id}/content")
+@router.get("/vector_stores/{store_id}/files/{file_id}/content", **_answers(FileContentPage, _READ))
 async def store_file_content(store_id: str, file_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     """The file's chunks as this store holds them (OpenAI's vector store file content page)."""
     await svc.knowledge.run("get_attached", store_id, file_id)
@@ -178,7 +198,7 @@ async def store_file_content(store_id: str, file_id: str, svc: Services = Depend
 @router.get(
     "/vector_stores/{store_id}/files/{file_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=_READ | {200: event_stream("The file object as `vector_store.file.<status>` events, then `[DONE]`")},
 )
 async def file_events(store_id: str, file_id: str, svc: Services = Depends(services)) -> StreamingResponse:
     """The file object as server-sent events: now, on every change, and a last one when it ends."""
@@ -210,7 +230,7 @@ async def _events(svc: Services, store_id: str, file_id: str) -> AsyncIterator[b
 # Batches
 
 
-@router.post("/vector_stores/{store_id}/file_batches")
+@router.post("/vector_stores/{store_id}/file_batches", **_answers(FileBatchObject, _MODELS | _QUEUE))
 async def create_batch(store_id: str, body: CreateFileBatch, svc: Services = Depends(services)) -> dict[str, Any]:
     store = await svc.knowledge.run("get_store", store_id)
     entries = body.entries()
@@ -240,7 +260,7 @@ async def create_batch(store_id: str, body: CreateFileBatch, svc: Services = Dep
     return batch_object(await svc.knowledge.run("get_batch", store_id, batch.id))
 
 
-@router.get("/vector_stores/{store_id}/file_batches/{batch_id}")
+@router.get("/vector_stores/{store_id}/file_batches/{batch_id}", **_answers(FileBatchObject, _READ))
 async def get_batch(store_id: str, batch_id: str, response: Response, svc: Services = Depends(services)) -> dict[str, Any]:
     batch = await svc.knowledge.run("get_batch", store_id, batch_id)
     if batch.status == "in_progress":
@@ -248,7 +268,9 @@ async def get_batch(store_id: str, batch_id: str, response: Response, svc: Servi
     return batch_object(batch)
 
 
-@router.post("/vector_stores/{store_id}/file_batches/{batch_id}/cancel")
+@router.post(
+    "/vector_stores/{store_id}/file_batches/{batch_id}/cancel", **_answers(FileBatchObject, _READ)
+)
 async def cancel_batch(store_id: str, batch_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     await svc.knowledge.run("get_batch", store_id, batch_id)
     page = await svc.knowledge.run("list_attached", store_id, batch_id=batch_id, status="in_progress", limit=100)
@@ -265,13 +287,11 @@ async def cancel_batch(store_id: str, batch_id: str, svc: Services = Depends(ser
     return batch_object(batch)
 
 
-@router.get("/vector_stores/{store_id}/file_batches/{batch_id}/files")
+@router.get("/vector_stores/{store_id}/file_batches/{batch_id}/files", **_answers(ListPage, _READ))
 async def list_batch_files(
-    store_id: str, batch_id: str, limit: int = 20, order: str = "desc", after: str | None = None,
-    before: str | None = None, filter: str | None = None, svc: Services = Depends(services),  # noqa: A002
+    store_id: str, batch_id: str, limit: PageLimit = 20, order: PageOrder = "desc", after: str | None = None,
+    before: str | None = None, filter: FileStatusFilter = None, svc: Services = Depends(services),  # noqa: A002
 ) -> dict[str, Any]:
-    if filter is not None and filter not in FILE_STATUSES:
-        raise BadRequest(f"filter must be one of {', '.join(FILE_STATUSES)}", param="filter")
     await svc.knowledge.run("get_batch", store_id, batch_id)
     page = await svc.knowledge.run(
         "list_attached", store_id, batch_id=batch_id, status=filter, **list_params(limit, order, after, before)
@@ -283,7 +303,7 @@ async def list_batch_files(
 # Search
 
 
-@router.post("/vector_stores/{store_id}/search")
+@router.post("/vector_stores/{store_id}/search", **_answers(SearchResultsPage, _MODELS))
 async def search(store_id: str, body: SearchRequest, svc: Services = Depends(services)) -> dict[str, Any]:
     store = await svc.knowledge.run("get_store", store_id)
     ranking = body.ranking_options
@@ -308,7 +328,7 @@ class ReindexConflict(ApplianceError):
     status, type, code = 409, "invalid_request_error", "reindex_running"
 
 
-@router.post("/vector_stores/{store_id}/reindex")
+@router.post("/vector_stores/{store_id}/reindex", **_answers(VectorStoreObject, _MODELS))
 async def reindex(store_id: str, body: ReindexRequest, svc: Services = Depends(services)) -> dict[str, Any]:
     """Re-chunk and re-embed every completed file from its kept text, then swap in one step."""
     store = await svc.knowledge.run("get_store", store_id)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from inference.backends.base import Backend, MemoryEstimate
 from inference.capabilities import Capability
-from inference.errors import ContextLengthExceeded, InvalidModelConfig
+from inference.errors import ContextLengthExceeded, InvalidModelConfig, InvalidRequest
 from inference.generation import ChatPrompt, Finished, GenerationEvent, SamplingParams, TextDelta
 
 if TYPE_CHECKING:
@@ -79,6 +79,9 @@ class FakeBackend(Backend):
         return list(text.encode("utf-8"))
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        bad = next((token for token in tokens if not 0 <= token < 256), None)
+        if bad is not None:  # as the llama.cpp backend answers an id outside its vocabulary
+            raise InvalidRequest(f"token {bad} is outside this model's vocabulary (0..255)", param="tokens")
         return bytes(tokens).decode("utf-8", errors="replace")
 
     def context_size(self) -> int:

@@ -140,6 +140,7 @@ class PiperBackend(Backend):
     # -- helpers ------------------------------------------------------------------------------
 
     def _synthesize(self, voice: Any, text: str, syn_config: Any, cancel: threading.Event | None) -> Iterator[AudioChunk]:
+        text = text.replace("\x00", " ")  # espeak takes C strings: a NUL would end (or break) the text
         for chunk in voice.synthesize(text, syn_config=syn_config):
             if cancel is not None and cancel.is_set():
                 return

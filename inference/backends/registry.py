@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -20,6 +21,11 @@ from inference.catalog.known_backends import DEFAULT_BACKENDS, BackendSpec
 from inference.errors import BackendNotFound, BackendUnavailable
 
 logger = logging.getLogger(__name__)
+
+# Read by runtime libraries when they are imported; set (unless the user set them) before a backend
+# module is. onnxruntime (piper voices, faster-whisper's VAD) otherwise starts its telemetry: a session
+# file left in TMPDIR, an SQLite database kept open under ~/.cache/Microsoft, events sent out.
+RUNTIME_ENVIRONMENT = {"ORT_DISABLE_TELEMETRY": "1"}
 
 
 class BackendRegistry:
@@ -82,6 +88,8 @@ class BackendRegistry:
         self.check_available(name)
         spec = self.spec(name)
         module_name, _, attr = spec.target.partition(":")
+        for variable, value in RUNTIME_ENVIRONMENT.items():
+            os.environ.setdefault(variable, value)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

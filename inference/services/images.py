@@ -19,8 +19,11 @@ from inference.errors import CapabilityNotSupported, InvalidRequest
 from inference.media import GeneratedImages, ImageRequest
 from inference.services.generated_files import GeneratedFiles
 
-_SIZE = re.compile(r"\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*")
+_SIZE = re.compile(r"\s*([0-9]{1,6})\s*[xX×]\s*([0-9]{1,6})\s*")
 MAX_STEPS = 500  # denoising steps one request may ask for
+# Image-to-image runs int(steps x strength) steps, at least one: a weaker strength would need more
+# than MAX_STEPS steps (and 1/strength overflows for the tiniest floats).
+MIN_STRENGTH = 1 / MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,8 @@ class ImageService:
                 )
         if request.steps is not None and not 1 <= request.steps <= MAX_STEPS:
             raise InvalidRequest(f"step must be between 1 and {MAX_STEPS}, got {request.steps}", param="step")
-        if request.strength is not None and not 0 < request.strength <= 1:
-            raise InvalidRequest(f"strength must be in (0, 1], got {request.strength}", param="strength")
+        if request.strength is not None and not MIN_STRENGTH <= request.strength <= 1:
+            raise InvalidRequest(f"strength must be in [{MIN_STRENGTH:g}, 1], got {request.strength}", param="strength")
         if request.cfg_scale is not None and not 0 <= request.cfg_scale <= 100:
             raise InvalidRequest(f"cfg_scale must be between 0 and 100, got {request.cfg_scale}", param="cfg_scale")
         if request.source is not None and not request.source:

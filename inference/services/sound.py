@@ -1,8 +1,8 @@
 """Sound generation as a service (LocalAI's ElevenLabs-style ``/v1/sound-generation``).
 
-Checks come first: a text, a duration in (0, ``MAX_SOUND_SECONDS``], a prompt influence in [0, 1].
-The backend call runs on the model's worker thread as a one-item stream, so the lease's cancel
-event reaches the pipeline's step callback. The result is one mono 16-bit PCM clip.
+Checks come first: a text, a duration in [``MIN_SOUND_SECONDS``, ``MAX_SOUND_SECONDS``], a prompt
+influence in [0, 1]. The backend call runs on the model's worker thread as a one-item stream, so the
+lease's cancel event reaches the pipeline's step callback. The result is one mono 16-bit PCM clip.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from inference.media import AudioChunk, SoundRequest
 from inference.services.images import only_model
 
 MAX_SOUND_SECONDS = 30.0  # ElevenLabs allows up to 30 s; diffusion cost grows with the length
+MIN_SOUND_SECONDS = 0.01  # one frame of AudioLDM's vocoder (160 samples at 16 kHz); pipelines refuse less
 
 
 class SoundService:
@@ -27,9 +28,9 @@ class SoundService:
         if not request.text.strip():
             raise InvalidRequest("text must not be empty", param="text")
         duration = request.duration_seconds
-        if duration is not None and not 0 < duration <= self.max_seconds:
+        if duration is not None and not MIN_SOUND_SECONDS <= duration <= self.max_seconds:
             raise InvalidRequest(
-                f"duration_seconds must be more than 0 and at most {self.max_seconds:g}, got {duration:g}",
+                f"duration_seconds must be between {MIN_SOUND_SECONDS:g} and {self.max_seconds:g}, got {duration:g}",
                 param="duration_seconds",
             )
         influence = request.prompt_influence
