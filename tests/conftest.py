@@ -54,3 +54,10 @@ def make_app(make_settings: Callable[..., Settings]) -> Callable[..., FastAPI]:
 def client(make_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
     with TestClient(make_app()) as test_client:
         yield test_client
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests run last: Playwright's sync API keeps an event loop running on the main
+    thread while its session fixture lives, and asyncio.run() elsewhere refuses to start beside it."""
+    browser = Path(__file__).parent / "browser"
+    items.sort(key=lambda item: Path(str(item.path)).is_relative_to(browser))
