@@ -18,7 +18,8 @@ from starlette.middleware import Middleware
 import webui
 from appliance import __version__
 from appliance.anthropic_errors import AnthropicErrorMiddleware
-from appliance.config import Settings, parse_image_size
+from appliance.config import Settings
+from appliance.config_values import parse_image_size
 from appliance.errors import ApplianceError, install_error_handlers
 from appliance.gallery.service import ModelGallery
 from appliance.middleware import RequestContextMiddleware

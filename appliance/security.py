@@ -17,7 +17,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appliance.config import Settings, read_keys_file
+from appliance.config import Settings
+from appliance.config_values import read_keys_file
 from appliance.errors import error_response
 
 logger = logging.getLogger(__name__)

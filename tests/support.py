@@ -107,3 +107,28 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+class ServerWithClients:
+    """A `Server` process with an httpx client (`http`) and the openai client (`sdk`) on it: kill it,
+    stop it and close the clients the same way in every fixture that holds one."""
+
+    server: Server
+    http: httpx.Client
+    sdk: Any
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush beyond what was committed."""
+        self.close_clients()
+        self.server.proc.kill()
+        assert self.server.proc.wait(timeout=10) == -signal.SIGKILL
+
+    def stop(self) -> None:
+        """SIGINT and wait; safe to call twice or after `kill`."""
+        self.close_clients()
+        if self.server.proc.poll() is None:
+            self.server.stop()
+
+    def close_clients(self) -> None:
+        self.http.close()
+        self.sdk.close()

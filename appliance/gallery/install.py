@@ -130,27 +130,31 @@ def plan_for_definition(
     models_path: Path, url: str, *, name: str | None, overrides: Mapping[str, Any] | None, files: Sequence[FileEntry]
 ) -> InstallPlan:
     """LocalAI's `{"url": …}`: a model definition YAML (config_file, files, …) at that URL."""
-    parse_uri(url)
-    return InstallPlan(
-        element=url,
-        name=install_name(name, field="name") if name else None,
-        overrides=dict(overrides or {}),
-        files=check_files(models_path, files),
-        definition_url=url,
-    )
+    return _plan_for_url(models_path, url, name, overrides, files, definition_url=url)
 
 
 def plan_for_config(
     models_path: Path, url: str, *, name: str | None, overrides: Mapping[str, Any] | None, files: Sequence[FileEntry]
 ) -> InstallPlan:
     """LocalAI's `{"config_url": …}`: a model config YAML whose `download_files` come along."""
+    return _plan_for_url(models_path, url, name, overrides, files, config_url=url)
+
+
+def _plan_for_url(
+    models_path: Path,
+    url: str,
+    name: str | None,
+    overrides: Mapping[str, Any] | None,
+    files: Sequence[FileEntry],
+    **source: str,
+) -> InstallPlan:
     parse_uri(url)
     return InstallPlan(
         element=url,
         name=install_name(name, field="name") if name else None,
         overrides=dict(overrides or {}),
         files=check_files(models_path, files),
-        config_url=url,
+        **source,
     )
 
 

@@ -11,7 +11,6 @@ in-memory vector indexes are derived from SQLite and changed only after a commit
 from __future__ import annotations
 
 import logging
-import secrets
 import sqlite3
 import time
 import zlib
@@ -45,13 +44,17 @@ from stores.documents.rows import (
     FILE_SELECT,
     STORE_SELECT,
     STORES_SOURCE,
+    UNSET,
     attached_record,
     attached_source,
+    check_expiry,
     chunk_record,
     dump_json,
     file_record,
     files_source,
     json_list,
+    new_id,
+    optional_dict,
     store_record,
 )
 from stores.documents.search import ChunkSearch
@@ -59,21 +62,6 @@ from stores.documents.vectors import VectorIndexes
 from stores.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
-
-
-class _Unset:
-    """The type of ``UNSET``: an argument left out (None would mean "clear it")."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-
-
-def new_id(prefix: str) -> str:
-    """An OpenAI-style id: ``file-``, ``vs_`` or ``vsfb_`` and 24 hex digits."""
-    return f"{prefix}{secrets.token_hex(12)}"
 
 
 class DocumentLibrary:
@@ -218,7 +206,7 @@ class DocumentLibrary:
                 " rerank_model, chunking_strategy, expires_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     store_id, name, now, now, dump_json(dict(metadata or {})), embedding_model, rerank_model,
-                    dump_json(_optional_dict(chunking)), dump_json(_check_expiry(expires_after)),
+                    dump_json(optional_dict(chunking)), dump_json(check_expiry(expires_after)),
                 ),
             )
         return self.get_store(store_id)
@@ -253,7 +241,7 @@ class DocumentLibrary:
         if metadata is not UNSET:
             changes["metadata"] = dump_json(dict(metadata or {}))
         if expires_after is not UNSET:
-            changes["expires_after"] = dump_json(_check_expiry(expires_after))
+            changes["expires_after"] = dump_json(check_expiry(expires_after))
         if rerank_model is not UNSET:
             changes["rerank_model"] = rerank_model
         with self._db.write() as conn:
@@ -309,7 +297,7 @@ class DocumentLibrary:
             ).fetchone() is None:
                 raise NotFound("batch", batch_id, param="batch_id")
             attachments.attach(
-                conn, store_id, file_id, attributes=checked, chunking=_optional_dict(chunking),
+                conn, store_id, file_id, attributes=checked, chunking=optional_dict(chunking),
                 batch_id=batch_id, now=self._now(),
             )
         return self.get_attached(store_id, file_id)
@@ -506,19 +494,3 @@ class DocumentLibrary:
     def get_chunks(self, chunk_ids: Iterable[int]) -> list[ChunkRecord]:
         """The chunks with these ids in the order asked (ids no longer stored are left out)."""
         return self._search.get_chunks(chunk_ids)
-
-
-def _optional_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
-
-
-def _check_expiry(expires_after: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if expires_after is None:
-        return None
-    anchor = expires_after.get("anchor", "last_active_at")
-    days = expires_after.get("days")
-    if anchor != "last_active_at":
-        raise InvalidInput("expires_after.anchor must be 'last_active_at'", param="expires_after.anchor")
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
-        raise InvalidInput("expires_after.days must be an integer from 1 to 365", param="expires_after.days")
-    return {"anchor": anchor, "days": days}

@@ -1,11 +1,13 @@
 """From SQLite rows to records: the SELECTs files, vector stores, their files and chunks are read
-with, JSON columns, and a store's derived status and file counts (a batch's are in ``batches``).
+with, JSON columns, a store's derived status and file counts (a batch's are in ``batches``), new ids,
+the UNSET argument sentinel and the check of a store's ``expires_after``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stores.documents.pages import Source
@@ -18,6 +20,7 @@ from stores.documents.records import (
     VectorStoreFileRecord,
     VectorStoreRecord,
 )
+from stores.errors import InvalidInput
 
 DAY_S = 86400
 
@@ -174,3 +177,35 @@ def chunk_record(row: tuple) -> ChunkRecord:
 def json_list(values: Iterable[Any]) -> str:
     """A JSON array parameter for ``IN (SELECT value FROM json_each(?))`` (no variable limits)."""
     return json.dumps(list(values), ensure_ascii=False)
+
+
+class _Unset:
+    """The type of ``UNSET``: an argument left out (None would mean "clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def new_id(prefix: str) -> str:
+    """An OpenAI-style id: ``file-``, ``vs_`` or ``vsfb_`` and 24 hex digits."""
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def optional_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+def check_expiry(expires_after: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A store's ``expires_after`` as stored, or InvalidInput naming the field."""
+    if expires_after is None:
+        return None
+    anchor = expires_after.get("anchor", "last_active_at")
+    days = expires_after.get("days")
+    if anchor != "last_active_at":
+        raise InvalidInput("expires_after.anchor must be 'last_active_at'", param="expires_after.anchor")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
+        raise InvalidInput("expires_after.days must be an integer from 1 to 365", param="expires_after.days")
+    return {"anchor": anchor, "days": days}

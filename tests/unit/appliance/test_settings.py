@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from appliance.cli import build_parser, describe_settings_error, main, settings_from_args
-from appliance.config import Settings, env_names, flag_names, parse_address, parse_duration
+from appliance.config import Settings, env_names, flag_names
+from appliance.config_values import parse_address, parse_duration
 
 
 def parse(*argv: str) -> Settings:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,6 @@ from fixtures.gallery_server import GalleryServer
 
 DATA = os.urandom(600_000)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def server() -> Iterator[GalleryServer]:
-    with GalleryServer() as served:
-        yield served
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    path = tmp_path / "models"
-    path.mkdir()
-    return path
 
 
 def fetcher(models: Path, *, private: bool = True, **limits: int) -> Fetcher:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,6 @@ from fixtures.gallery_server import GalleryServer, gguf_entry
 
 DATA = os.urandom(50_000)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def server() -> Iterator[GalleryServer]:
-    with GalleryServer() as served:
-        yield served
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    path = tmp_path / "models"
-    path.mkdir()
-    return path
 
 
 def make_index(server: GalleryServer, tmp_path: Path, models: Path, *names: str) -> GalleryIndex:
