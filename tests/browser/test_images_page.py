@@ -34,11 +34,13 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def generate(page: Any, prompt: str, *, model: str = "painter", size: str = "256x256", steps: str = "", seed: str = "") -> None:
+    page.wait_for_load_state("networkidle")  # the model list has loaded: it no longer resets the choice
     page.get_by_label("Model").select_option(model)
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_label("Size").select_option(size)
     page.get_by_label("Steps").fill(steps)
     page.get_by_label("Seed").fill(seed)
+    assert page.get_by_label("Model").input_value() == model
     page.get_by_role("button", name="Generate").click()
 
 

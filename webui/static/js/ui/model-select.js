@@ -29,7 +29,8 @@ export function useModelChoice(usecase) {
   const [model, setModelState] = useState(() => remembered(usecase));
   const ids = models.data || [];
   useEffect(() => {
-    if (ids.length && !ids.includes(model)) setModelState(ids[0]);
+    // From the latest state: a choice made while the list was arriving is kept, not reset.
+    if (ids.length) setModelState((current) => (ids.includes(current) ? current : ids[0]));
   }, [ids.join("\n")]);
   const setModel = (id) => {
     setModelState(id);
