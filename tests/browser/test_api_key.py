@@ -39,7 +39,7 @@ def test_a_server_with_keys_refuses_until_the_key_is_saved(
     page.get_by_role("link", name="System").click()
     page.get_by_test_id("version").wait_for()
     page.get_by_role("link", name="Chat").click()
-    page.get_by_label("Model").select_option("chatty")
+    page.get_by_role("combobox", name="Model", exact=True).select_option("chatty")  # exact: "Loaded models" on the page before matches "Model" too
     with page.expect_request("**/v1/chat/completions") as caught:
         box = page.get_by_role("textbox", name="Message", exact=True)
         box.fill("hello with a key")
@@ -48,7 +48,7 @@ def test_a_server_with_keys_refuses_until_the_key_is_saved(
     page.get_by_role("article", name="Answer").locator(".message-stats").get_by_text("tokens/s").wait_for()
     # Kept in the browser: a reload needs no prompt.
     page.reload()
-    page.get_by_label("Model").select_option("chatty")
+    page.get_by_role("combobox", name="Model", exact=True).select_option("chatty")
     assert page.get_by_role("dialog", name="API key needed").count() == 0
 
 
